@@ -1,0 +1,66 @@
+"""The Typer applications every command module registers onto.
+
+Each `cli/*_cmds.py` module adds its commands to these shared apps; `cli/main.py` imports the
+modules. Command modules only parse options, call library functions and print.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from ganforensics.console import err_console
+from ganforensics.errors import GanForensicsError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 finished, but some inputs were bad (each reported); "
+    "2 invalid input, option or config; 3 output folder holds a run (use --force); "
+    "130 interrupted."
+)
+
+
+class _Group(TyperGroup):
+    """A group that turns library errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except GanForensicsError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+
+def _app(help_text: str, **kwargs: object) -> typer.Typer:
+    return typer.Typer(
+        help=help_text,
+        cls=_Group,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+app = _app(
+    "Forensics of CNN-generated (GAN) images: build honest real/fake datasets, train small GANs "
+    "with swappable up-sampling, train and evaluate spectral and CNN detectors, explain them.\n\n"
+    "Start with [bold]ganforensics demo[/bold]: it runs the whole study on the embedded photos "
+    "and writes an HTML report.",
+    epilog=EXIT_CODES_HELP,
+)
+data_app = _app("Build and check datasets: import folders, cut photo patches, audit, perturb.")
+spectrum_app = _app("Frequency spectra of image sets: compute azimuthal profiles, plot them.")
+gan_app = _app("Train small GANs with a swappable last up-sampling block; generate fakes.")
+detector_app = _app("Train and import detectors (spectral and CNN).")
+explain_app = _app("Explain CNN detectors: FF-RS relevance, feature-map masking, colour, Grad-CAM.")
+
+app.add_typer(data_app, name="data")
+app.add_typer(spectrum_app, name="spectrum")
+app.add_typer(gan_app, name="gan")
+app.add_typer(detector_app, name="detector")
+app.add_typer(explain_app, name="explain")

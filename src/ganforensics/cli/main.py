@@ -1,0 +1,40 @@
+"""Entry point of the `ganforensics` command."""
+
+from __future__ import annotations
+
+import typer
+
+from ganforensics import __version__
+from ganforensics.cli import (  # noqa: F401  (each module registers its commands)
+    data_cmds,
+    detector_cmds,
+    explain_cmds,
+    gan_cmds,
+    spectral_cmds,
+    study_cmds,
+)
+from ganforensics.cli.apps import app
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ganforensics {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Forensics of CNN-generated (GAN) images."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="ganforensics")
+
+
+if __name__ == "__main__":
+    main()

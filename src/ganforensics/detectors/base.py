@@ -1,0 +1,91 @@
+"""The interface every detector implements, and loading by kind.
+
+A detector maps RGB uint8 images to logits: P(fake) = sigmoid(logit) (real = 0, fake = 1).
+A saved detector is a folder with `model.json` (its `kind`, preprocessing, provenance, the
+calibrated `threshold`) plus arrays (`model.safetensors` or `.npz`); never a pickle.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ganforensics.errors import InputError, UnsupportedModelError
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What predict / evaluate / bypass need from a detector."""
+
+    kind: str
+    """Registry key, e.g. "spectral-profile", "spectral-decay", "cnn"."""
+    threshold: float
+    """Decision threshold on P(fake), calibrated on validation data (0.5 if none)."""
+    meta: dict[str, Any]
+    """The content of model.json (architecture, preprocessing, provenance, metrics)."""
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits (float64, shape (N,)) for RGB uint8 images (H, W, 3)."""
+        ...
+
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write model.json and arrays into `out_dir` (atomically per file)."""
+        ...
+
+
+# kind -> "module:attribute" of a loader `load(path: Path) -> Detector`
+_LOADERS: dict[str, str] = {
+    "spectral-profile": "ganforensics.detectors.spectral:load_spectral_detector",
+    "spectral-decay": "ganforensics.detectors.spectral:load_spectral_detector",
+    "cnn": "ganforensics.detectors.cnn:load_cnn_detector",
+}
+
+
+def register_kind(kind: str, loader: str) -> None:
+    """Register a loader ("module:function") for a detector kind."""
+    _LOADERS[kind] = loader
+
+
+def _resolve(spec: str) -> Any:
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_detector(path: str | os.PathLike[str]) -> Detector:
+    """Load a saved detector folder (or its model.json), or a CNNDetection `.pth` checkpoint."""
+    p = Path(path)
+    if p.suffix.lower() in (".pth", ".pt") and p.is_file():
+        return _resolve("ganforensics.detectors.cnn:load_cnndetection_checkpoint")(p)
+    meta_path = p / "model.json" if p.is_dir() else p
+    if not meta_path.is_file() or meta_path.name != "model.json":
+        raise InputError(f"{p}: not a detector (expected a folder with model.json, or a .pth file)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+    kind = meta.get("kind")
+    if kind not in _LOADERS:
+        raise UnsupportedModelError(
+            f"{meta_path}: unknown detector kind {kind!r} (known: {', '.join(sorted(_LOADERS))})"
+        )
+    return _resolve(_LOADERS[kind])(meta_path.parent)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(
+        x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))
+    )
+
+
+def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Inverse of `sigmoid`, with probabilities clipped to [eps, 1 - eps]."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)

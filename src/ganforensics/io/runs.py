@@ -1,0 +1,159 @@
+"""Run folders: every command that produces results writes `<out>/` with
+
+- `config.yaml`: the resolved configuration,
+- `env.json`: versions, seed, device, command line, start time,
+- results (CSV / JSON / PNG), each written atomically,
+- `stages/<name>.done`: markers of finished stages for resumable work.
+
+An existing run is never overwritten silently: `force=True` reuses the folder (files are
+replaced); `resume=True` reuses it only when its saved config equals the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforensics.errors import RunExistsError
+from ganforensics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
+
+_VERSIONED = (
+    "ganforensics", "numpy", "scipy", "torch", "torchvision", "timm", "scikit-learn",
+    "scikit-image", "pillow", "pandas",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages results depend on."""
+    out: dict[str, str | None] = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment(seed: int | None = None, device: str | None = None) -> dict[str, Any]:
+    """What env.json records."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "seed": seed,
+        "device": device,
+        "versions": package_versions(),
+    }
+
+
+def _plain(obj: Any) -> Any:
+    """Config values as YAML-safe plain types."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+def dump_yaml(obj: Any) -> str:
+    """YAML text of a plain-typed config (keys in given order)."""
+    return yaml.safe_dump(_plain(obj), sort_keys=False)
+
+
+class RunFolder:
+    """A run's output folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(
+        cls,
+        out: str | os.PathLike[str],
+        config: Mapping[str, Any],
+        *,
+        seed: int | None = None,
+        device: str | None = None,
+        force: bool = False,
+        resume: bool = False,
+    ) -> RunFolder:
+        """Create (or, when allowed, reuse) the run folder and write config.yaml and env.json."""
+        path = Path(out)
+        cfg_path = path / "config.yaml"
+        config_text = dump_yaml(config)
+        if path.exists() and not path.is_dir():
+            raise RunExistsError(f"{path}: exists and is not a folder")
+        if path.exists() and any(path.iterdir()) and not force:
+            if resume and cfg_path.exists():
+                old = yaml.safe_load(cfg_path.read_text())
+                new = yaml.safe_load(config_text)
+                if old != new:
+                    keys = sorted(
+                        k for k in set(old or {}) | set(new or {})
+                        if (old or {}).get(k) != (new or {}).get(k)
+                    )
+                    raise RunExistsError(
+                        f"{path}: holds a run with a different config (differs in: "
+                        f"{', '.join(keys)}); pass --force to overwrite or choose another --out"
+                    )
+                run = cls(path)
+                run._write_env(seed, device, resumed=True)
+                return run
+            raise RunExistsError(
+                f"{path}: already exists and is not empty; pass --force to overwrite"
+                + (" or rerun the same config to resume" if resume else "")
+                + ", or choose another --out"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cfg_path, config_text)
+        run = cls(path)
+        run._write_env(seed, device, resumed=False)
+        return run
+
+    def _write_env(self, seed: int | None, device: str | None, resumed: bool) -> None:
+        env = environment(seed, device)
+        env_path = self.path / "env.json"
+        if resumed and env_path.exists():
+            try:
+                prev = json.loads(env_path.read_text())
+                env["resumed_from"] = prev.get("created")
+            except (OSError, json.JSONDecodeError):
+                pass
+        write_json_atomic(env_path, env)
+
+    def file(self, name: str) -> Path:
+        """Path of a file inside the run (parent folders created)."""
+        p = self.path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return write_json_atomic(self.file(name), obj)
+
+    def write_csv(self, name: str, frame: Any) -> Path:
+        return write_csv_atomic(self.file(name), frame)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return write_text_atomic(self.file(name), text)
+
+    def stage_done(self, stage: str) -> bool:
+        """True when `stage` finished in an earlier (or this) invocation."""
+        return (self.path / "stages" / f"{stage}.done").exists()
+
+    def mark_stage_done(self, stage: str, info: Mapping[str, Any] | None = None) -> None:
+        write_json_atomic(self.file(f"stages/{stage}.done"), dict(info or {}))

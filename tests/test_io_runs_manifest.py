@@ -1,0 +1,83 @@
+"""Run folders never overwrite silently; manifests round-trip with relative paths; atomic
+writes leave no partial file; threshold calibration uses only the data it is given."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ganforensics.data.manifest import new_manifest, read_manifest, write_manifest
+from ganforensics.errors import InputError, RunExistsError
+from ganforensics.io.atomic import atomic_path, write_json_atomic
+from ganforensics.io.runs import RunFolder
+from ganforensics.metrics.threshold import calibrate_threshold
+
+
+def test_run_folder_writes_config_env_and_refuses_overwrite(tmp_path):
+    run = RunFolder.create(tmp_path / "r", {"a": 1, "b": [1, 2]}, seed=7)
+    assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"a": 1, "b": [1, 2]}
+    env = json.loads((run.path / "env.json").read_text())
+    assert env["seed"] == 7 and "torch" in env["versions"]
+    with pytest.raises(RunExistsError, match="--force"):
+        RunFolder.create(tmp_path / "r", {"a": 1, "b": [1, 2]})
+    # same config may resume; a different one may not
+    assert RunFolder.create(tmp_path / "r", {"a": 1, "b": [1, 2]}, resume=True).path == run.path
+    with pytest.raises(RunExistsError, match="differs in: a"):
+        RunFolder.create(tmp_path / "r", {"a": 2, "b": [1, 2]}, resume=True)
+    RunFolder.create(tmp_path / "r", {"a": 2}, force=True)
+    assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"a": 2}
+
+
+def test_stage_markers(tmp_path):
+    run = RunFolder.create(tmp_path / "r", {})
+    assert not run.stage_done("gan")
+    run.mark_stage_done("gan", {"steps": 3})
+    assert run.stage_done("gan")
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    write_json_atomic(target, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("boom")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_manifest_roundtrip_relative_paths(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(b"x")
+    df = new_manifest([{"abspath": str(tmp_path / "img" / "a.png"), "label": 1,
+                        "generator": "g", "split": "train"}])
+    write_manifest(df, tmp_path / "sub" / "m.csv")
+    raw = pd.read_csv(tmp_path / "sub" / "m.csv")
+    assert raw["path"].tolist() == ["../img/a.png"]
+    assert "abspath" not in raw.columns
+    back = read_manifest(tmp_path / "sub" / "m.csv")
+    assert back["abspath"].tolist() == [str((tmp_path / "img" / "a.png").resolve())]
+    assert back["label"].tolist() == [1]
+
+
+def test_manifest_errors_name_file_and_field(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text("path,generator\na.png,x\n")
+    with pytest.raises(InputError, match="m.csv.*label"):
+        read_manifest(p)
+    p.write_text("path,label\na.png,2\n")
+    with pytest.raises(InputError, match="row 2"):
+        read_manifest(p)
+    with pytest.raises(InputError, match="not found"):
+        read_manifest(tmp_path / "none.csv")
+
+
+def test_calibrated_threshold_maximises_balanced_accuracy():
+    probs = np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.7])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    t = calibrate_threshold(probs, labels)
+    assert 0.3 < t <= 0.35
+    assert calibrate_threshold(np.array([0.2, 0.9]), np.array([1, 1])) == 0.5
