@@ -33,11 +33,11 @@ class _Group(TyperGroup):
             raise typer.Exit(130) from None
 
 
-def _app(help_text: str, **kwargs: object) -> typer.Typer:
+def _app(help_text: str, no_args_is_help_override: bool = False, **kwargs: object) -> typer.Typer:
     return typer.Typer(
         help=help_text,
         cls=_Group,
-        no_args_is_help=True,
+        no_args_is_help=not no_args_is_help_override,
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode="rich",
@@ -57,10 +57,16 @@ data_app = _app("Build and check datasets: import folders, cut photo patches, au
 spectrum_app = _app("Frequency spectra of image sets: compute azimuthal profiles, plot them.")
 gan_app = _app("Train small GANs with a swappable last up-sampling block; generate fakes.")
 detector_app = _app("Train and import detectors (spectral and CNN).")
+evaluate_app = _app(
+    "Evaluate a detector per generator (AP, AUC, calibrated accuracy, robustness grid); "
+    "`evaluate bypass` gives detection rates of modified generators.",
+    no_args_is_help_override=True,
+)
 explain_app = _app("Explain CNN detectors: FF-RS relevance, feature-map masking, colour, Grad-CAM.")
 
 app.add_typer(data_app, name="data")
 app.add_typer(spectrum_app, name="spectrum")
 app.add_typer(gan_app, name="gan")
 app.add_typer(detector_app, name="detector")
+app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(explain_app, name="explain")
