@@ -32,7 +32,7 @@ def new_manifest(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             df[col] = pd.Series(dtype="object")
     if "generator" in df.columns:
         df["generator"] = df["generator"].fillna(
-            df["label"].map(lambda v: "real" if v == 0 else "unknown")
+            df["label"].map(lambda v: "real" if (not pd.isna(v) and v == 0) else "unknown")
         )
     return df
 
@@ -53,18 +53,22 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     if missing:
         raise InputError(f"{p}: manifest lacks required column(s): {', '.join(missing)}")
     labels = pd.to_numeric(df["label"], errors="coerce")
-    bad = df.index[~labels.isin([0, 1])]
+    blank = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
+    bad = df.index[~labels.isin([0, 1]) & ~blank]
     if len(bad):
         row = int(bad[0])
         raise InputError(
             f"{p}: column 'label' must be 0 (real) or 1 (fake); row {row + 2} has "
             f"{df['label'].iloc[row]!r}"
         )
-    df["label"] = labels.astype(int)
+    # a blank label means "unknown" (unlabelled images): nullable Int64, else plain int
+    df["label"] = labels.astype("Int64") if blank.any() else labels.astype(int)
     for col in MANIFEST_COLUMNS:
         if col not in df.columns:
             df[col] = pd.NA
-    df["generator"] = df["generator"].fillna(df["label"].map({0: "real", 1: "unknown"}))
+    df["generator"] = (
+        df["generator"].fillna(df["label"].map({0: "real", 1: "unknown"})).fillna("unknown")
+    )
     base = p.resolve().parent
     df["abspath"] = [str((base / rel).resolve()) for rel in df["path"].astype(str)]
     if "error" in df.columns:
