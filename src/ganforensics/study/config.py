@@ -1,0 +1,257 @@
+"""Study configuration: one set of defaults (`defaults.yaml`), overrides deep-merged on top.
+
+`load_config(path_or_mapping, preset=None)` returns the resolved config as plain dicts. Every key
+of an override must exist in the defaults (at any depth), else `ConfigError` names the key path
+(e.g. `gan.stpes`); values are type-checked against the defaults' types.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforensics.errors import ConfigError
+
+PRESETS = ("default", "quick")
+
+# keys whose default is null (or that accept more than one type): allowed types
+_NULLABLE: dict[str, tuple[type, ...]] = {
+    "data.sources": (list, type(None)),
+    "data.max_patches": (int, type(None)),
+}
+# the keys a mapping item of gan.setups may hold, with their types
+SETUP_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "last_block": (str,),
+    "preset": (str,),
+    "steps": (int,),
+}
+GAN_PRESETS = ("dcgan", "lsgan", "wgan-gp", "ttur")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "gan.preset": GAN_PRESETS,
+    "detectors.spectral_decay.classifier": ("knn", "svm", "mlp"),
+    "detectors.spectral_profile.classifier": ("logreg", "svm"),
+    "quality.extractor": ("auto", "inception", "fallback"),
+}
+_POSITIVE: tuple[str, ...] = (
+    "data.size", "gan.steps", "gan.batch_size", "gan.checkpoint_every", "fakes.n_train",
+    "fakes.n_val", "fakes.n_test", "quality.kid_subsets", "quality.kid_subset_size",
+    "quality.grid", "detectors.cnn.epochs", "detectors.cnn.batch_size", "bypass.n_train",
+    "bypass.draws", "explain.top_k", "explain.random_draws", "explain.n_samples",
+)
+
+
+def _read_package_yaml(name: str) -> dict[str, Any]:
+    text = resources.files("ganforensics.study").joinpath(name).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"package file study/{name} is not a mapping")  # pragma: no cover
+    return data
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh copy of the defaults (`study/defaults.yaml`)."""
+    return _read_package_yaml("defaults.yaml")
+
+
+def preset_overrides(preset: str) -> dict[str, Any]:
+    """Overrides of a named preset ("default" has none; "quick" is `study/quick.yaml`)."""
+    if preset == "default":
+        return {}
+    if preset == "quick":
+        return _read_package_yaml("quick.yaml")
+    raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {bool: "true/false", int: "integer", float: "number", str: "string", list: "list",
+             dict: "mapping", type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, types)
+
+
+def _expected_types(path: str, default: Any) -> tuple[type, ...]:
+    if path in _NULLABLE:
+        return _NULLABLE[path]
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (float,)
+    if isinstance(default, int):
+        return (int,)
+    if isinstance(default, str):
+        return (str,)
+    if isinstance(default, list):
+        return (list,)
+    if isinstance(default, dict):
+        return (dict,)
+    return (type(default),)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Deep-merge `over` into a copy of `base`; unknown keys and wrong types are ConfigErrors."""
+    if not isinstance(over, Mapping):
+        where = prefix.rstrip(".") or "the config"
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(over).__name__}")
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        path = f"{prefix}{key}"
+        if not isinstance(key, str) or key not in base:
+            known = ", ".join(sorted(str(k) for k in base))
+            raise ConfigError(f"unknown config key '{path}' (known keys here: {known})")
+        default = base[key]
+        if isinstance(default, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key '{path}' must be a mapping, got {value!r}")
+            out[key] = merge(default, value, prefix=f"{path}.")
+            continue
+        types = _expected_types(path, default)
+        if not _type_ok(value, types):
+            raise ConfigError(
+                f"config key '{path}' must be {_type_name(types)}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+        out[key] = float(value) if float in types and isinstance(value, int) else value
+    return out
+
+
+def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
+    setups: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        path = f"gan.setups[{i}]"
+        if isinstance(item, str):
+            item = {"name": item, "last_block": item}
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{path}: must be a last-block name or a mapping, got {item!r}")
+        for key, value in item.items():
+            if key not in SETUP_KEYS:
+                raise ConfigError(
+                    f"unknown config key '{path}.{key}' (known: {', '.join(SETUP_KEYS)})"
+                )
+            if not _type_ok(value, SETUP_KEYS[key]):
+                raise ConfigError(
+                    f"config key '{path}.{key}' must be {_type_name(SETUP_KEYS[key])}, "
+                    f"got {value!r}"
+                )
+        if "last_block" not in item and "name" not in item:
+            raise ConfigError(f"{path}: needs at least 'last_block' (or 'name')")
+        last = str(item.get("last_block", item.get("name")))
+        entry = {"name": str(item.get("name", last)), "last_block": last,
+                 "preset": str(item.get("preset", preset))}
+        if entry["preset"] not in GAN_PRESETS:
+            raise ConfigError(
+                f"config key '{path}.preset' must be one of {', '.join(GAN_PRESETS)}, "
+                f"got {entry['preset']!r}"
+            )
+        if "steps" in item:
+            entry["steps"] = int(item["steps"])
+        setups.append(entry)
+    names = [s["name"] for s in setups]
+    for i, n in enumerate(names):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", n):
+            raise ConfigError(
+                f"gan.setups[{i}].name {n!r}: use letters, digits, '.', '_' or '-' only"
+            )
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"gan.setups: setup names must be unique (repeated: {', '.join(dup)})")
+    return setups
+
+
+def _get(cfg: Mapping[str, Any], path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Value checks beyond types; normalises `gan.setups` to mappings. Returns `cfg`."""
+    for path, choices in _CHOICES.items():
+        value = _get(cfg, path)
+        if value not in choices:
+            raise ConfigError(
+                f"config key '{path}' must be one of {', '.join(choices)}, got {value!r}"
+            )
+    for path in _POSITIVE:
+        value = _get(cfg, path)
+        if value <= 0:
+            raise ConfigError(f"config key '{path}' must be positive, got {value!r}")
+    if cfg["data"]["size"] not in (32, 64, 128):
+        raise ConfigError(
+            f"config key 'data.size' must be 32, 64 or 128, got {cfg['data']['size']}"
+        )
+    if cfg["data"]["max_patches"] is not None and cfg["data"]["max_patches"] <= 0:
+        raise ConfigError("config key 'data.max_patches' must be positive or null")
+    if cfg["data"]["sources"] is not None:
+        for i, src in enumerate(cfg["data"]["sources"]):
+            if not isinstance(src, str):
+                raise ConfigError(f"config key 'data.sources[{i}]' must be a folder path string")
+    frac = cfg["spectra"]["top_fraction"]
+    if not 0 < frac <= 1:
+        raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")
+    if not cfg["gan"]["setups"]:
+        raise ConfigError("config key 'gan.setups' must name at least one setup")
+    cfg["gan"]["setups"] = _normalise_setups(cfg["gan"]["setups"], cfg["gan"]["preset"])
+    names = [s["name"] for s in cfg["gan"]["setups"]]
+    if cfg["detectors"]["train_setup"] not in names:
+        raise ConfigError(
+            f"config key 'detectors.train_setup' = {cfg['detectors']['train_setup']!r} is not "
+            f"one of gan.setups ({', '.join(names)})"
+        )
+    return cfg
+
+
+def read_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML file of overrides (an empty file means no overrides)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{p}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
+    return data
+
+
+def load_config(
+    overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    preset: str = "default",
+) -> dict[str, Any]:
+    """The resolved study config: defaults, then the preset, then `overrides` (file or mapping)."""
+    cfg = merge(defaults(), preset_overrides(preset))
+    if overrides is not None:
+        if isinstance(overrides, Mapping):
+            over = dict(overrides)
+            cfg = merge(cfg, over)
+        else:
+            try:
+                cfg = merge(cfg, read_overrides(overrides))
+            except ConfigError as exc:
+                if str(overrides) in str(exc):
+                    raise
+                raise ConfigError(f"{overrides}: {exc}") from None
+    return validate(cfg)

@@ -1,0 +1,123 @@
+"""Study config: defaults, presets, deep-merged overrides, unknown keys and type errors."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ganforensics.cli.main import app
+from ganforensics.errors import ConfigError
+from ganforensics.study.config import defaults, load_config, merge
+
+
+def test_defaults_resolve_with_the_five_setups() -> None:
+    cfg = load_config()
+    names = [s["name"] for s in cfg["gan"]["setups"]]
+    assert names == ["BASELINE", "N.1.5", "B.1.5", "Z.1.5", "N.3.5"]
+    assert all(s["preset"] == "dcgan" for s in cfg["gan"]["setups"])
+    assert cfg["detectors"]["train_setup"] == "BASELINE"
+
+
+def test_quick_preset_is_smaller_than_default() -> None:
+    d, q = load_config(), load_config(preset="quick")
+    assert q["gan"]["steps"] < d["gan"]["steps"]
+    assert q["fakes"]["n_test"] < d["fakes"]["n_test"]
+    # keys the preset does not touch keep their default
+    assert q["gan"]["setups"] == d["gan"]["setups"]
+    assert q["seed"] == d["seed"]
+
+
+def test_overrides_deep_merge_keeps_siblings() -> None:
+    cfg = load_config({"detectors": {"cnn": {"epochs": 1}}, "gan": {"steps": 5}})
+    assert cfg["detectors"]["cnn"]["epochs"] == 1
+    assert cfg["detectors"]["cnn"]["arch"] == defaults()["detectors"]["cnn"]["arch"]
+    assert cfg["detectors"]["spectral_decay"]["enabled"] is True
+    assert cfg["gan"]["steps"] == 5
+    assert cfg["gan"]["batch_size"] == defaults()["gan"]["batch_size"]
+
+
+def test_overrides_from_a_file(tmp_path) -> None:
+    p = tmp_path / "my.yaml"
+    p.write_text("gan:\n  setups: [BASELINE, {name: LS, last_block: N.1.5, preset: lsgan}]\n")
+    cfg = load_config(p)
+    assert cfg["gan"]["setups"][1] == {"name": "LS", "last_block": "N.1.5", "preset": "lsgan"}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == load_config()
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"gan": {"stpes": 3}}, "gan.stpes"),
+        ({"detectors": {"cnn": {"epoch": 3}}}, "detectors.cnn.epoch"),
+        ({"nope": 1}, "'nope'"),
+        ({"gan": {"setups": [{"name": "A", "lastblock": "B"}]}}, "gan.setups[0].lastblock"),
+    ],
+)
+def test_unknown_keys_name_the_key_path(over, needle) -> None:
+    with pytest.raises(ConfigError, match="unknown config key") as exc:
+        load_config(over)
+    assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"gan": {"steps": "many"}}, "gan.steps"),
+        ({"gan": {"steps": 1.5}}, "gan.steps"),
+        ({"detectors": {"cnn": {"enabled": "yes"}}}, "detectors.cnn.enabled"),
+        ({"gan": 3}, "gan"),
+        ({"spectra": {"top_fraction": 2}}, "spectra.top_fraction"),
+        ({"gan": {"preset": "bigan"}}, "gan.preset"),
+        ({"fakes": {"n_test": 0}}, "fakes.n_test"),
+        ({"detectors": {"train_setup": "X.9.9"}}, "detectors.train_setup"),
+        ({"gan": {"setups": ["A/B"]}}, "gan.setups[0]"),
+        ({"gan": {"setups": ["N.1.5", "N.1.5"]}}, "unique"),
+        ({"data": {"sources": "photos"}}, "data.sources"),
+    ],
+)
+def test_bad_values_are_config_errors(over, needle) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(over)
+    assert needle in str(exc.value)
+
+
+def test_int_accepted_for_float_and_null_for_nullable() -> None:
+    cfg = load_config({"spectra": {"top_fraction": 1}, "data": {"max_patches": None}})
+    assert cfg["spectra"]["top_fraction"] == 1.0
+    assert isinstance(cfg["spectra"]["top_fraction"], float)
+
+
+def test_merge_does_not_mutate_the_base() -> None:
+    base = {"a": {"b": 1, "c": [1]}}
+    merge(base, {"a": {"b": 2}})
+    assert base == {"a": {"b": 1, "c": [1]}}
+
+
+def test_bad_yaml_file_names_the_file(tmp_path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("gan: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_study_unknown_key_exits_2(tmp_path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("gan:\n  stpes: 10\n")
+    res = CliRunner().invoke(app, ["study", str(p), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2
+    assert "gan.stpes" in res.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_study_defaults_prints_resolvable_yaml() -> None:
+    res = CliRunner().invoke(app, ["study-defaults", "--quick"])
+    assert res.exit_code == 0
+    printed = yaml.safe_load(res.stdout)
+    assert printed == load_config(preset="quick")
+    # the printed (resolved) config is itself a valid override file
+    assert load_config(printed) == load_config(preset="quick")

@@ -1,0 +1,112 @@
+"""Resumable stages: finished stages are skipped on rerun; failures skip dependents only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ganforensics.errors import RunExistsError
+from ganforensics.study.config import load_config
+from ganforensics.study.pipeline import run_study
+from ganforensics.study.stages import Stage, StageUnavailableError, require
+
+
+def _cfg(**gan):
+    return load_config({"gan": gan} if gan else None, preset="quick")
+
+
+class Counter:
+    """Stages that count their runs and can be told to be interrupted or to fail."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self.interrupt: set[str] = set()
+        self.fail: set[str] = set()
+
+    def stage(self, name: str, needs: tuple[str, ...] = ()) -> Stage:
+        def _run(ctx):
+            if name in self.interrupt:
+                raise KeyboardInterrupt
+            self.calls[name] = self.calls.get(name, 0) + 1
+            if name in self.fail:
+                raise ValueError(f"{name} broke")
+            ctx.run.write_text(f"tables/{name}.txt", str(self.calls[name]))
+            return {"value": self.calls[name]}
+
+        return Stage(name, _run, needs=needs)
+
+    def stages(self) -> list[Stage]:
+        return [self.stage("a"), self.stage("b", ("a",)), self.stage("c", ("b",)),
+                self.stage("d")]
+
+
+def test_interrupted_run_resumes_and_skips_finished_stages(tmp_path) -> None:
+    cnt = Counter()
+    cnt.interrupt = {"c"}
+    cfg = _cfg()
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    assert cnt.calls == {"a": 1, "b": 1}
+    assert (tmp_path / "run" / "stages" / "b.done").exists()
+    assert not (tmp_path / "run" / "stages" / "c.done").exists()
+    cnt.interrupt = set()
+    report, results = run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    assert cnt.calls == {"a": 1, "b": 1, "c": 1, "d": 1}
+    assert [r.status for r in results] == ["cached", "cached", "done", "done"]
+    assert results[0].info["value"] == 1  # the marker's info survives
+    assert report.is_file()
+    # a third run does nothing but rebuild the report
+    _, results = run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    assert {r.status for r in results} == {"cached"}
+    assert cnt.calls == {"a": 1, "b": 1, "c": 1, "d": 1}
+
+
+def test_failed_stage_skips_dependents_and_is_retried(tmp_path) -> None:
+    cnt = Counter()
+    cnt.fail = {"b"}
+    cfg = _cfg()
+    _, results = run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    status = {r.name: r.status for r in results}
+    assert status == {"a": "done", "b": "failed", "c": "skipped", "d": "done"}
+    assert "b broke" in next(r.error for r in results if r.name == "b")
+    assert "ValueError" in (tmp_path / "run" / "logs" / "b.log").read_text()
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {s["stage"]: s["status"] for s in saved["stages"]}["c"] == "skipped"
+    assert "did not complete" in (tmp_path / "run" / "report.html").read_text()
+    cnt.fail = set()
+    _, results = run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    assert {r.name: r.status for r in results} == {
+        "a": "cached", "b": "done", "c": "done", "d": "cached"}
+
+
+def test_stop_after_then_rerun(tmp_path) -> None:
+    cnt = Counter()
+    cfg = _cfg()
+    run_study(cfg, tmp_path / "run", stages=cnt.stages(), stop_after="a")
+    assert cnt.calls == {"a": 1}
+    run_study(cfg, tmp_path / "run", stages=cnt.stages())
+    assert cnt.calls == {"a": 1, "b": 1, "c": 1, "d": 1}
+
+
+def test_different_config_refused_unless_force(tmp_path) -> None:
+    cnt = Counter()
+    run_study(_cfg(), tmp_path / "run", stages=cnt.stages())
+    (tmp_path / "run" / "mine.txt").write_text("user file")
+    with pytest.raises(RunExistsError, match="different config"):
+        run_study(_cfg(steps=7), tmp_path / "run", stages=cnt.stages())
+    assert cnt.calls["a"] == 1
+    _, results = run_study(_cfg(steps=7), tmp_path / "run", stages=cnt.stages(), force=True)
+    # --force cleared the old markers: everything ran again with the new config
+    assert cnt.calls["a"] == 2
+    assert {r.status for r in results} == {"done"}
+    assert (tmp_path / "run" / "mine.txt").read_text() == "user file"
+    assert "steps: 7" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_require_names_what_is_missing() -> None:
+    with pytest.raises(StageUnavailableError, match="ganforensics.nope.thing"):
+        require("ganforensics.nope", "thing")
+    with pytest.raises(StageUnavailableError, match="does not exist"):
+        require("ganforensics.seeding", "no_such_function")
+    assert require("ganforensics.seeding", "derive_seed")(1) >= 0
