@@ -9,13 +9,23 @@ import pandas as pd
 import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, data_app
-from ganforensics.console import info, out, warn
+from ganforensics.console import err_console, out
 from ganforensics.data import photos as photos_mod
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.io.atomic import to_json
 from ganforensics.seeding import DEFAULT_SEED
 
 MAX_ERROR_LINES = 50
+
+
+def info(message: str) -> None:
+    """A status line on stderr, never wrapped and never read as markup."""
+    err_console.print(message, soft_wrap=True, markup=False, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (file names with brackets are printed as they are)."""
+    err_console.print("warning: " + message, soft_wrap=True, markup=False, highlight=False)
 
 
 def _error_count(df: pd.DataFrame) -> int:

@@ -8,10 +8,11 @@ Recognised layouts (folder names matched case-insensitively, anywhere below the 
 
 For each file the deepest class folder above it decides its label. Its generator is the first
 folder below the root that is not a split name (`train`, `val`, `test`); with none, the root's
-own name for CNNDetection, "fake" for `real/`+`fake/`. Reals get generator "real" and keep the
-folder in `group`; folders between the generator and the class folder go to `category`
-(e.g. the 20 ProGAN object classes). A split folder (`train`, `val`/`validation`, `test`) above
-the class folder sets `split`.
+own name for CNNDetection, "fake" for `real/`+`fake/`. Reals get generator "real"; every row
+keeps that generator folder in `group` (empty for a flat `real/`+`fake/` root), so the reals
+of one CNNDetection test set can be paired with its fakes. Folders between the generator and
+the class folder go to `category` (e.g. the 20 ProGAN object classes). A split folder
+(`train`, `val`/`validation`, `test`) above the class folder sets `split`.
 
 Files: image extensions are matched case-insensitively on the real (last) suffix. Inside class
 folders every file gets a row, a non-image extension an error row; hidden files (name starting
@@ -88,8 +89,8 @@ def _classify(rel_dirs: Sequence[str], root_name: str) -> _Place:
     if rest:
         group, category = rest[0], "/".join(rest[1:])
     else:
-        group, category = (root_name if layout == "cnndetection" else "fake"), ""
-    generator = "real" if label == 0 else group
+        group, category = (root_name if layout == "cnndetection" else ""), ""
+    generator = "real" if label == 0 else (group or "fake")
     return _Place(label, layout, generator, group, category, split)
 
 
