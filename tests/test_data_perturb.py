@@ -270,3 +270,5 @@ def test_perturb_manifest_needs_ops(tmp_path):
     df = pd.DataFrame({"path": [], "abspath": [], "label": []})
     with pytest.raises(ConfigError, match="at least one op"):
         perturb_manifest(df, [], tmp_path / "o")
+    empty = perturb_manifest(df, ["jpeg:50"], tmp_path / "o")
+    assert len(empty) == 0 and {"ops", "orig_path", "error", "label"} <= set(empty.columns)

@@ -468,7 +468,10 @@ def perturb_manifest(
             format="PNG",
         )
         rows[i] = r
-    result = pd.DataFrame(rows)
+    if rows:
+        result = pd.DataFrame(rows)
+    else:
+        result = df.assign(orig_path=df["abspath"], orig_sha256=None, ops=chain_str, error=None)
     if "error" not in result.columns:
         result["error"] = None
     write_manifest(result, out / "manifest.csv")

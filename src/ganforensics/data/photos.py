@@ -274,6 +274,10 @@ def make_patches(
         "resize_filter": resize_filter,
         "lossy_max_scale": float(lossy_max_scale),
     }
+    for src in sources or ():
+        if not Path(src).is_dir():
+            raise InputError(f"{src}: photo folder not found")
+    run = RunFolder.create(out, config, seed=int(seed), force=force)
     if sources:
         photos, problems = load_photo_folders(sources)
     else:
@@ -283,7 +287,6 @@ def make_patches(
             "no usable photographs found"
             + (f" in {', '.join(str(s) for s in sources)}" if sources else "")
         )
-    run = RunFolder.create(out, config, seed=int(seed), force=force)
     patch_dir = run.path / "patches"
     if patch_dir.exists():
         shutil.rmtree(patch_dir)
