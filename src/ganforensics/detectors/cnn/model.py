@@ -1,0 +1,226 @@
+"""`CNNDetector`: a torch backbone with one logit plus its preprocessing and provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec
+from ganforensics.errors import InputError, UnsupportedModelError
+from ganforensics.io.atomic import atomic_path, write_json_atomic
+
+FORMAT_VERSION = 1
+CROP_POLICIES = ("center", "none")
+
+
+def center_crop_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a centre crop of side `size` (torchvision's rounding);
+    an image smaller than `size` along a side keeps that side whole."""
+    th, tw = min(size, h), min(size, w)
+    top = int(round((h - th) / 2.0))
+    left = int(round((w - tw) / 2.0))
+    return top, left, th, tw
+
+
+class CNNDetector:
+    """A CNN detector (kind "cnn") implementing the `Detector` protocol.
+
+    Attributes used by `explain`: `model` (returns (N, 1) logits for `preprocess` output),
+    `arch`, `preprocess`, `norm_mean`, `norm_std`, `feature_layer`, `threshold`, `meta`.
+    """
+
+    kind = "cnn"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        arch: str,
+        *,
+        input_size: int | None = None,
+        crop: str = "center",
+        norm_mean: Sequence[float] = IMAGENET_MEAN,
+        norm_std: Sequence[float] = IMAGENET_STD,
+        feature_layer: str | None = None,
+        threshold: float = 0.5,
+        meta: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+    ) -> None:
+        spec = get_spec(arch)
+        if crop not in CROP_POLICIES:
+            raise InputError(f"crop policy must be one of {CROP_POLICIES}, not {crop!r}")
+        self.arch = arch
+        self.input_size = int(input_size or spec.input_size)
+        self.crop = crop
+        self.norm_mean = tuple(float(v) for v in norm_mean)
+        self.norm_std = tuple(float(v) for v in norm_std)
+        self.feature_layer = feature_layer or spec.feature_layer
+        self.threshold = float(threshold)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.model = model.to(self.device).eval()
+        self.meta: dict[str, Any] = {}
+        self.meta.update(meta or {})
+        self._refresh_meta()
+
+    # ---- metadata -------------------------------------------------------------------------
+    def preprocessing(self) -> dict[str, Any]:
+        """The preprocessing as recorded in model.json."""
+        return {
+            "input_size": self.input_size,
+            "resize": None,
+            "crop": self.crop,
+            "crop_note": "centre crop of input_size when the image is larger (torchvision "
+            "rounding), else whole image" if self.crop == "center" else "whole image",
+            "scale": "uint8 / 255",
+            "norm_mean": list(self.norm_mean),
+            "norm_std": list(self.norm_std),
+        }
+
+    def _refresh_meta(self) -> None:
+        self.meta.update(
+            kind=self.kind,
+            format_version=FORMAT_VERSION,
+            arch=self.arch,
+            source=get_spec(self.arch).source,
+            preprocessing=self.preprocessing(),
+            feature_layer=self.feature_layer,
+            threshold=self.threshold,
+        )
+
+    # ---- inference ------------------------------------------------------------------------
+    def _crop(self, img: np.ndarray) -> np.ndarray:
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputError(
+                f"expected an RGB uint8 image (H, W, 3), got {img.dtype} {tuple(img.shape)}"
+            )
+        if self.crop == "center":
+            t, left, h, w = center_crop_box(img.shape[0], img.shape[1], self.input_size)
+            img = img[t : t + h, left : left + w]
+        return img
+
+    def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """RGB uint8 images -> float tensor (N, 3, H, W), cropped per policy and normalised.
+
+        All images must have the same size after cropping (`logits` groups by size for you).
+        """
+        crops = [self._crop(np.asarray(im)) for im in images]
+        if not crops:
+            return torch.empty((0, 3, self.input_size, self.input_size))
+        shapes = {c.shape for c in crops}
+        if len(shapes) > 1:
+            raise InputError(
+                f"images differ in size after cropping ({sorted(shapes)[:3]}...); "
+                "preprocess same-size images together (CNNDetector.logits groups them)"
+            )
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.norm_mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.norm_std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def _groups(self, images: Sequence[np.ndarray]) -> Iterator[list[int]]:
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, im in enumerate(images):
+            shape = tuple(im.shape)
+            if self.crop == "center":
+                shape = center_crop_box(shape[0], shape[1], self.input_size)[2:]
+            by_shape.setdefault(shape, []).append(i)
+        for idx in by_shape.values():
+            for s in range(0, len(idx), self.batch_size):
+                yield idx[s : s + self.batch_size]
+
+    @torch.inference_mode()
+    def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N,) for a preprocessed batch (channels-last on the model's device)."""
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return self.model(x).reshape(-1).float()
+
+    def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits (float64, (N,)) for RGB uint8 images; batches same-size images together."""
+        images = list(images)
+        out = np.zeros(len(images), dtype=np.float64)
+        was_training = self.model.training
+        self.model.eval()
+        self.model.to(memory_format=torch.channels_last)
+        try:
+            for idx in self._groups(images):
+                x = self.preprocess([images[i] for i in idx])
+                out[idx] = self.forward_tensor(x).cpu().double().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def probs(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """P(fake) for RGB uint8 images."""
+        from ganforensics.detectors.base import sigmoid
+
+        return sigmoid(self.logits(images))
+
+    def to(self, device: str | torch.device) -> CNNDetector:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save(self, out_dir: str | os.PathLike[str]) -> Path:
+        """Write `model.safetensors` and `model.json` into `out_dir` (each atomically)."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self._refresh_meta()
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
+        }
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file(state, str(tmp), metadata={"arch": self.arch, "format": "ganforensics"})
+        write_json_atomic(out / "model.json", self.meta)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"CNNDetector(arch={self.arch!r}, input_size={self.input_size}, crop={self.crop!r}, "
+            f"threshold={self.threshold:.4f})"
+        )
+
+
+def load_cnn_detector(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> CNNDetector:
+    """Load a saved CNN detector folder (model.json + model.safetensors)."""
+    p = Path(path)
+    folder = p.parent if p.name == "model.json" else p
+    meta_path = folder / "model.json"
+    weights = folder / "model.safetensors"
+    if not meta_path.is_file():
+        raise InputError(f"{folder}: no model.json (not a saved detector)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+    if meta.get("kind") != "cnn":
+        raise UnsupportedModelError(f"{meta_path}: kind is {meta.get('kind')!r}, not 'cnn'")
+    if not weights.is_file():
+        raise InputError(f"{folder}: model.safetensors missing")
+    arch = meta.get("arch")
+    model = build_model(str(arch), weights)
+    pre = meta.get("preprocessing", {})
+    return CNNDetector(
+        model,
+        str(arch),
+        input_size=pre.get("input_size"),
+        crop=pre.get("crop", "center"),
+        norm_mean=pre.get("norm_mean", IMAGENET_MEAN),
+        norm_std=pre.get("norm_std", IMAGENET_STD),
+        feature_layer=meta.get("feature_layer"),
+        threshold=float(meta.get("threshold", 0.5)),
+        meta=meta,
+        device=device,
+    )
