@@ -1,0 +1,169 @@
+"""Layer-wise relevance propagation (LRP) with the beta = 0 rule, via zennit (DESIGN B6).
+
+Rules: the first convolution gets the z^B (ZBox) rule with bounds of the normalised input
+(low = (0 - mean) / std, high = (1 - mean) / std per channel); every other convolution gets
+ZPlus (= alpha 1, beta 0); linear layers Epsilon(1e-6); residual sums and average pooling the
+parameter-free epsilon rule (zennit `Norm`, stabiliser 1e-6); ReLU / BatchNorm pass relevance
+through. BatchNorm is folded into the preceding convolution by canonizers (`ResNetCanonizer`
+for torchvision ResNets, `SequentialMergeBatchNorm` otherwise), so "the output of a conv" is the
+output of conv + BN. Max pooling passes relevance to the winning input (its gradient).
+
+Relevance is read at the output of every Conv2d (shortcut 1x1 convs included) as the gradient
+arriving there; zennit's hooks make that gradient the relevance, and the explained logit itself is
+the relevance put in at the top.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
+from zennit.rules import Epsilon, ZBox, ZPlus
+from zennit.torchvision import ResNetCanonizer
+from zennit.types import Convolution
+
+from ganforensics.errors import UnsupportedModelError
+from ganforensics.explain.adapter import Explainable, conv_layers, model_device
+
+EPSILON = 1e-6
+"""Epsilon of the linear / sum / pooling rules and stabiliser of the others (DESIGN B6)."""
+
+_SUPPORTED_LEAVES: tuple[type[nn.Module], ...] = (
+    nn.Conv2d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Linear,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Identity,
+)
+
+Reducer = Callable[[torch.Tensor], Any]
+
+
+def _is_torchvision_resnet(model: nn.Module) -> bool:
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    return any(isinstance(m, (BasicBlock, Bottleneck)) for m in model.modules())
+
+
+def check_lrp_supported(model: nn.Module, name: str = "model") -> None:
+    """Raise `UnsupportedModelError` unless every leaf module has an LRP rule here.
+
+    Supported: torchvision ResNets and plain CNNs made of Conv2d / BatchNorm2d / ReLU / pooling /
+    Linear / Flatten / Dropout modules (the forward must not add tensors outside modules).
+    """
+    if not conv_layers(model):
+        raise UnsupportedModelError(f"{name}: no Conv2d layers, LRP feature relevance undefined")
+    bad = sorted(
+        {
+            type(m).__name__
+            for m in model.modules()
+            if not list(m.children()) and not isinstance(m, _SUPPORTED_LEAVES)
+        }
+    )
+    if bad:
+        raise UnsupportedModelError(
+            f"{name}: LRP rules are defined for torchvision ResNets and plain Conv/BN/ReLU/pool/"
+            f"Linear networks; this model has unsupported layers: {', '.join(bad)}"
+        )
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    for (_, prev), (bn_name, mod) in zip(leaves, leaves[1:], strict=False):
+        if isinstance(mod, nn.BatchNorm2d) and not isinstance(prev, nn.Conv2d):
+            raise UnsupportedModelError(
+                f"{name}: BatchNorm {bn_name!r} does not directly follow a conv, so it cannot be "
+                "folded for LRP (pre-activation / DenseNet-style blocks are not supported)"
+            )
+    if leaves and isinstance(leaves[0][1], nn.BatchNorm2d):
+        raise UnsupportedModelError(f"{name}: BatchNorm before the first conv cannot be folded")
+
+
+def input_bounds(
+    mean: Sequence[float], std: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high) of the normalised input, shape (1, 3, 1, 1): pixel 0 and pixel 1 normalised."""
+    m = torch.tensor(list(mean), dtype=torch.float64).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float64).view(1, -1, 1, 1)
+    return (0.0 - m) / s, (1.0 - m) / s
+
+
+def lrp_composite(
+    model: nn.Module, mean: Sequence[float], std: Sequence[float]
+) -> SpecialFirstLayerMapComposite:
+    """The zennit composite of DESIGN B6 for `model` (canonizers chosen by architecture)."""
+    low, high = input_bounds(mean, std)
+    dtype = next(model.parameters()).dtype
+    low, high = low.to(dtype), high.to(dtype)
+    layer_map = layer_map_base(EPSILON) + [
+        (Convolution, ZPlus(stabilizer=EPSILON)),
+        (nn.Linear, Epsilon(epsilon=EPSILON)),
+    ]
+    first_map = [(Convolution, ZBox(low=low, high=high, stabilizer=EPSILON))]
+    canon = [ResNetCanonizer()] if _is_torchvision_resnet(model) else [SequentialMergeBatchNorm()]
+    return SpecialFirstLayerMapComposite(
+        layer_map=layer_map, first_map=first_map, canonizers=canon
+    )
+
+
+def conv_relevance(
+    ex: Explainable,
+    x: torch.Tensor,
+    layers: Sequence[str] | None = None,
+    reduce: Reducer | None = None,
+    model_copy: nn.Module | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """LRP relevance of the logit at the output of each conv layer for a preprocessed batch.
+
+    Returns `(logits (N,), {layer: reduce(R)})` where `R` is the (N, C, H, W) relevance at that
+    conv's output (detached) and `reduce` defaults to the identity. Pass `model_copy` (a deep
+    copy of `ex.model`) to avoid copying the network for every batch.
+    """
+    model = model_copy if model_copy is not None else copy.deepcopy(ex.model)
+    model.eval()
+    check_lrp_supported(model, ex.name)
+    names = list(layers) if layers is not None else conv_layers(model)
+    modules = dict(model.named_modules())
+    store: dict[str, Any] = {}
+    handles = []
+
+    def _hook_for(layer: str) -> Callable[..., None]:
+        def fwd(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+            if out.requires_grad:
+                out.register_hook(lambda g: store.__setitem__(
+                    layer, (reduce or (lambda r: r))(g.detach())
+                ))
+
+        return fwd
+
+    dtype = next(model.parameters()).dtype
+    x = x.detach().to(device=model_device(model), dtype=dtype).clone().requires_grad_(True)
+    composite = lrp_composite(model, ex.norm_mean, ex.norm_std)
+    try:
+        for layer in names:
+            handles.append(modules[layer].register_forward_hook(_hook_for(layer)))
+        with composite.context(model) as modified:
+            out = modified(x).reshape(x.shape[0], -1)
+            if out.shape[1] != 1:
+                raise UnsupportedModelError(
+                    f"{ex.name}: {out.shape[1]} outputs per image, one logit expected"
+                )
+            (grad,) = torch.autograd.grad(out, x, grad_outputs=out.detach())
+            del grad
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in names if n not in store]
+    if missing:
+        raise UnsupportedModelError(
+            f"{ex.name}: no relevance reached conv layer(s) {', '.join(missing[:5])}"
+            " (unused in the forward pass?)"
+        )
+    return out[:, 0].detach(), {n: store[n] for n in names}
