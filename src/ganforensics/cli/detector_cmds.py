@@ -1,1 +1,235 @@
-"""Commands of this group (registered on the shared apps in cli/apps.py)."""
+"""`detector train`, `detector import`, `predict` and `evaluate` (the bare group command)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from ganforensics.cli.apps import EXIT_CODES_HELP, app, detector_app, evaluate_app
+from ganforensics.console import info, out, warn
+from ganforensics.errors import ConfigError, InputError, RunExistsError
+from ganforensics.seeding import DEFAULT_SEED
+
+KINDS = ("cnn", "spectral-profile", "spectral-decay")
+
+
+@detector_app.command(
+    "train",
+    epilog="Example: ganforensics detector train --arch small --recipe wang2020 "
+    "--train data/train.csv --val data/val.csv --out models/small-wang\n\n" + EXIT_CODES_HELP,
+)
+def train_cmd(
+    train: Path = typer.Option(None, "--train", help="Training manifest (CSV). Required."),
+    out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
+    kind: str = typer.Option("cnn", "--kind", help=f"Detector kind: {', '.join(KINDS)}."),
+    val: Path = typer.Option(
+        None, "--val", help="Validation manifest (threshold calibration, early stopping). "
+        "Default: 30 % of the training sources are held out (CNN)."
+    ),
+    arch: str = typer.Option("resnet50", "--arch", help="CNN backbone (see docs/detectors.md): "
+                             "resnet18, resnet50, densenet121, xception, inception_resnet_v2, "
+                             "nasnet, efficientnet_b0, small."),
+    recipe: str = typer.Option("wang2020", "--recipe", help="wang2020 or khan2019 (DESIGN B5)."),
+    color_robust: bool = typer.Option(False, "--color-robust",
+                                      help="Add RandomGrayscale(p=0.5) after crop/flip."),
+    epochs: int = typer.Option(None, "--epochs", help="Max epochs (default 100; early "
+                               "stopping usually ends sooner)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (recipe: 64)."),
+    aug_prob: float = typer.Option(None, "--aug-prob",
+                                   help="wang2020 blur/JPEG probability p (0.5 or 0.1)."),
+    crop_size: int = typer.Option(None, "--crop-size", help="Training crop side (default: the "
+                                  "architecture's input size, capped by the smallest image)."),
+    weights: Path = typer.Option(None, "--weights", help="Initial weights (.safetensors or "
+                                 ".pth state dict, loaded safely); default random init."),
+    classifier: str = typer.Option(None, "--classifier",
+                                   help="Spectral kinds: logreg, svm, knn, mlp, ..."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice."),
+    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Continue an interrupted run with the same config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing model folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the model summary as JSON."),
+) -> None:
+    """Train a detector on a manifest and save it (model.safetensors/.npz + model.json).
+
+    CNN kinds follow the wang2020 or khan2019 recipe exactly (DESIGN B5), checkpoint every
+    epoch (resumable) and calibrate the decision threshold on the validation split only.
+    """
+    if train is None or out_dir is None:
+        raise ConfigError("detector train needs --train MANIFEST and --out MODEL")
+    if kind not in KINDS:
+        raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == "cnn":
+        from ganforensics.detectors.cnn import train_cnn_detector
+
+        det = train_cnn_detector(
+            arch, recipe, train, val, out_dir, color_robust=color_robust, seed=seed,
+            max_epochs=epochs, batch_size=batch_size, device=device, aug_prob=aug_prob,
+            crop_size=crop_size, weights=weights, resume=resume, force=force,
+        )
+    else:
+        from ganforensics.data.manifest import read_manifest
+        from ganforensics.detectors.spectral import train_spectral_detector
+
+        if out_dir.exists() and any(out_dir.iterdir()) and not force:
+            raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
+        det = train_spectral_detector(
+            kind, read_manifest(train), read_manifest(val) if val else None,
+            classifier=classifier, seed=seed,
+        )
+        det.save(out_dir)
+    summary = {"out": str(out_dir), "kind": det.kind, "threshold": det.threshold,
+               "arch": det.meta.get("arch"), "metrics": det.meta.get("metrics")}
+    if as_json:
+        out(json.dumps(summary, default=str))
+    else:
+        out(f"saved {det.kind} detector to {out_dir} (threshold {det.threshold:.4f})")
+
+
+@detector_app.command(
+    "import",
+    epilog="Example: ganforensics detector import blur_jpg_prob0.5.pth --out models/wang-0.5\n\n"
+    + EXIT_CODES_HELP,
+)
+def import_cmd(
+    checkpoint: Path = typer.Argument(..., help="CNNDetection checkpoint (.pth)."),
+    out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
+    crop: bool = typer.Option(False, "--crop/--no-crop",
+                              help="Centre-crop 224 before scoring (default: whole image)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold to store."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing model folder."),
+) -> None:
+    """Convert a published CNNDetection (Wang et al. 2020) checkpoint to a model folder.
+
+    The file is read with torch.load(weights_only=True); a pickle that would run code is
+    refused. `predict --model FILE.pth` also accepts the checkpoint directly.
+    """
+    if out_dir is None:
+        raise ConfigError("detector import needs --out MODEL")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
+    from ganforensics.detectors.cnn import load_cnndetection_checkpoint
+
+    det = load_cnndetection_checkpoint(checkpoint, crop=crop, threshold=threshold)
+    det.save(out_dir)
+    out(f"imported {checkpoint} -> {out_dir} (resnet50, crop {det.crop})")
+
+
+@app.command(
+    "predict",
+    epilog="Example: ganforensics predict --model models/small-wang photos/ extra.png "
+    "--out scores.csv\n\n" + EXIT_CODES_HELP,
+)
+def predict_cmd(
+    inputs: list[Path] = typer.Argument(..., help="Image files, folders or manifests (CSV)."),
+    model: Path = typer.Option(None, "--model", help="Model folder, model.json, or a "
+                               "CNNDetection .pth checkpoint. Required."),
+    out_file: Path = typer.Option(None, "--out", help="Write rows to FILE.csv or FILE.jsonl "
+                                  "(default: CSV on stdout)."),
+    threshold: float = typer.Option(None, "--threshold", help="Decision threshold on P(fake) "
+                                    "(default: the model's calibrated one)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+    device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
+) -> None:
+    """Score images with a detector: one row per file with path, prob_fake, logit, decision
+    (fake/real at the threshold) and error. Unreadable files become error rows, the rest are
+    scored, and the exit code is 1 at the end if any file was bad."""
+    if model is None:
+        raise ConfigError("predict needs --model MODEL")
+    if out_file is not None and out_file.suffix.lower() not in (".csv", ".jsonl"):
+        raise ConfigError(f"--out {out_file}: use a .csv or .jsonl file name")
+    from ganforensics.data.importers import collect_inputs
+    from ganforensics.detectors.base import load_detector
+    from ganforensics.evaluate.predict import predict_paths
+    from ganforensics.io.atomic import atomic_path
+
+    det = load_detector(model)
+    if device != "cpu" and hasattr(det, "to"):
+        det.to(device)
+    rows = collect_inputs([str(p) for p in inputs])
+    col = "abspath" if "abspath" in rows.columns else "path"
+    errs = rows["error"].tolist() if "error" in rows.columns else None
+    errs = [e if isinstance(e, str) and e else None for e in errs] if errs else None
+    table = predict_paths(det, rows[col].astype(str).tolist(), threshold=threshold,
+                          batch_size=batch_size, workers=workers, errors=errs)
+    if out_file is None:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        with atomic_path(out_file) as tmp:
+            if out_file.suffix.lower() == ".csv":
+                table.to_csv(tmp, index=False)
+            else:
+                table.to_json(tmp, orient="records", lines=True)
+    n_bad = int((table["error"] != "").sum())
+    n_fake = int((table["decision"] == "fake").sum())
+    info(f"{len(table)} file(s): {n_fake} fake, {len(table) - n_fake - n_bad} real, "
+         f"{n_bad} unreadable" + (f"; wrote {out_file}" if out_file else ""))
+    if n_bad:
+        first = table[table["error"] != ""].iloc[0]
+        warn(f"{n_bad} file(s) could not be scored, e.g. {first['path']}: {first['error']}")
+        raise typer.Exit(1)
+
+
+@evaluate_app.callback(
+    invoke_without_command=True,
+    epilog="Example: ganforensics evaluate --model models/small-wang --test data/test.csv "
+    "--grid standard --out runs/eval\n\n" + EXIT_CODES_HELP,
+)
+def evaluate_cmd(
+    ctx: typer.Context,
+    model: Path = typer.Option(None, "--model", help="Model folder or CNNDetection .pth."),
+    test: Path = typer.Option(None, "--test", help="Labelled test manifest (CSV)."),
+    perturb: list[str] = typer.Option(None, "--perturb", help="Extra condition, repeatable: "
+                                      "jpeg:75, blur:1.5, resize:0.5, grayscale, or a chain "
+                                      "'resize:0.5,jpeg:75'."),
+    grid: str = typer.Option(None, "--grid", help="'standard' = JPEG 95/75/50/30, blur 1/2/3, "
+                             "resize 0.5/0.75, grayscale."),
+    out_dir: Path = typer.Option(None, "--out", help="Run folder for metrics.csv, "
+                                 "metrics.json, curves, plots."),
+    threshold: float = typer.Option(None, "--threshold", help="Override the calibrated "
+                                    "threshold (reported as given)."),
+    oracle: bool = typer.Option(False, "--oracle", help="Also report a threshold chosen on "
+                                "the test labels (named 'oracle'; optimistic)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+    device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Evaluate a detector per generator (each fake generator vs all reals, and the mean over
+    generators): AP, ROC-AUC, accuracies at 0.5 and at the validation-calibrated threshold,
+    EER, TPR at 1 %/5 % FPR; optionally under perturbations (`--perturb`, `--grid standard`).
+    Subcommand: `evaluate bypass`."""
+    if ctx.invoked_subcommand:
+        return
+    if model is None or test is None:
+        missing = [n for n, v in (("--model", model), ("--test", test)) if v is None]
+        raise ConfigError(
+            f"evaluate needs {' and '.join(missing)} (or a subcommand: evaluate bypass); "
+            "see ganforensics evaluate --help"
+        )
+    if not test.is_file():
+        raise InputError(f"{test}: test manifest not found")
+    from ganforensics.detectors.base import load_detector
+    from ganforensics.evaluate.detection import evaluate_detector
+
+    det = load_detector(model)
+    if device != "cpu" and hasattr(det, "to"):
+        det.to(device)
+    res = evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
+                            threshold=threshold, oracle=oracle, batch_size=batch_size,
+                            workers=workers, force=force)
+    table = res["metrics"]
+    if as_json:
+        out(table.to_json(orient="records"))
+    else:
+        cols = [c for c in ("condition", "generator", "n_real", "n_fake", "ap", "auc",
+                            "acc_05", "bacc_05", "bacc_cal", "eer", "tpr_at_fpr_5")
+                if c in table.columns]
+        out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        info(f"threshold {res['threshold']:.4f} ({res['threshold_source']})"
+             + (f"; results in {res['out']}" if res.get("out") else ""))

@@ -147,9 +147,7 @@ def per_generator(
     if len(table):
         numeric = table.drop(columns=["generator"]).mean(numeric_only=True)
         mean_row = {"generator": "mean", **numeric.to_dict()}
-        for k in ("n", "n_real", "n_fake"):
-            mean_row[k] = int(table[k].sum()) if k != "n_real" else int(real.sum())
-        mean_row["n"] = int(real.sum() + (~real).sum())
+        mean_row.update(n=int(len(labels)), n_real=int(real.sum()), n_fake=int((~real).sum()))
         table = pd.concat([table, pd.DataFrame([mean_row])], ignore_index=True)
     all_row = {"generator": "all", **detection_metrics(labels, probs, threshold, oracle=oracle)}
     return pd.concat([table, pd.DataFrame([all_row])], ignore_index=True)
