@@ -192,7 +192,8 @@ def compute_ffrs(
 
 
 def read_ranking(path: str | Path) -> pd.DataFrame:
-    """Read an FF-RS ranking CSV (as written by `explain ffrs`), sorted by rank."""
+    """Read an FF-RS ranking CSV (as written by `explain ffrs`): sorted by FF-RS (descending),
+    ties in the stored rank order; `rank` renumbered 1..n."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: ranking CSV not found")
@@ -207,7 +208,10 @@ def read_ranking(path: str | Path) -> pd.DataFrame:
         parse_key(key)
     df["layer"] = [parse_key(k)[0] for k in df["key"]]
     df["channel"] = [parse_key(k)[1] for k in df["key"]]
-    df = df.sort_values("ffrs", ascending=False, kind="stable").reset_index(drop=True)
+    # by the stored rank when present (keeps the order of tied maps), else by FF-RS
+    order = ["rank"] if "rank" in df.columns else []
+    df = df.sort_values(["ffrs", *order], ascending=[False, *[True] * len(order)], kind="stable")
+    df = df.reset_index(drop=True)
     df["rank"] = np.arange(1, len(df) + 1)
     return df[list(RANKING_COLUMNS)]
 

@@ -4,9 +4,10 @@ Rules: the first convolution gets the z^B (ZBox) rule with bounds of the normali
 (low = (0 - mean) / std, high = (1 - mean) / std per channel); every other convolution gets
 ZPlus (= alpha 1, beta 0); linear layers Epsilon(1e-6); residual sums and average pooling the
 parameter-free epsilon rule (zennit `Norm`, stabiliser 1e-6); ReLU / BatchNorm pass relevance
-through. BatchNorm is folded into the preceding convolution by canonizers (`ResNetCanonizer`
-for torchvision ResNets, `SequentialMergeBatchNorm` otherwise), so "the output of a conv" is the
-output of conv + BN. Max pooling passes relevance to the winning input (its gradient).
+through. BatchNorm is folded into the preceding convolution by canonizers (zennit's
+`ResNetCanonizer` for torchvision ResNets, `SequentialMergeBatchNorm` otherwise; both leaving an
+exact identity in place of the BatchNorm), so "the output of a conv" is the output of conv + BN.
+Max pooling passes relevance to the winning input (its gradient).
 
 Relevance is read at the output of every Conv2d (shortcut 1x1 convs included) as the gradient
 arriving there; zennit's hooks make that gradient the relevance, and the explained logit itself is
@@ -21,10 +22,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.canonizers import CompositeCanonizer, SequentialMergeBatchNorm
 from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
 from zennit.rules import Epsilon, ZBox, ZPlus
-from zennit.torchvision import ResNetCanonizer
+from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
 from zennit.types import Convolution
 
 from ganforensics.errors import UnsupportedModelError
@@ -47,6 +48,32 @@ _SUPPORTED_LEAVES: tuple[type[nn.Module], ...] = (
 )
 
 Reducer = Callable[[torch.Tensor], Any]
+
+
+class ExactMergeBatchNorm(SequentialMergeBatchNorm):
+    """zennit's `SequentialMergeBatchNorm` whose left-over identity BatchNorm is exact.
+
+    zennit turns a merged BatchNorm into mean 0, var 1, weight 1, bias 0 but keeps its `eps`, so
+    it still divides by sqrt(1 + eps) (a 5e-6 relative shrink per BatchNorm). Here `eps` is set
+    to 0 while merged (and restored with the parameters), so the canonized network computes the
+    same logit as the original.
+    """
+
+    def register(self, linears: Any, batch_norm: nn.Module) -> None:
+        self._eps = batch_norm.eps
+        super().register(linears, batch_norm)
+        batch_norm.eps = 0.0
+
+    def remove(self) -> None:
+        super().remove()
+        self.batch_norm.eps = self._eps
+
+
+def resnet_canonizer() -> CompositeCanonizer:
+    """zennit's ResNetCanonizer with the exact BatchNorm merge."""
+    return CompositeCanonizer(
+        (ExactMergeBatchNorm(), ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer())
+    )
 
 
 def _is_torchvision_resnet(model: nn.Module) -> bool:
@@ -107,7 +134,7 @@ def lrp_composite(
         (nn.Linear, Epsilon(epsilon=EPSILON)),
     ]
     first_map = [(Convolution, ZBox(low=low, high=high, stabilizer=EPSILON))]
-    canon = [ResNetCanonizer()] if _is_torchvision_resnet(model) else [SequentialMergeBatchNorm()]
+    canon = [resnet_canonizer()] if _is_torchvision_resnet(model) else [ExactMergeBatchNorm()]
     return SpecialFirstLayerMapComposite(
         layer_map=layer_map, first_map=first_map, canonizers=canon
     )
