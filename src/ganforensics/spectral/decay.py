@@ -37,11 +37,9 @@ from ganforensics.spectral.spectra import (
     DEFAULT_WORKERS,
     ImageStack,
     _check_dtype,
-    _chunks,
     _half_index,
-    _rfft,
     as_stack,
-    to_gray,
+    map_spectra,
 )
 
 FIT_START = 0.85
@@ -115,12 +113,11 @@ def radial_magnitude(
     dt = _check_dtype(dtype)
     n, h, w = stack.shape[:3]
     plan = decay_plan(h, w, n_bins, dt.type)
-    out = np.empty((n, plan.matrix.shape[1]), dtype=np.float64)
-    for sl in _chunks(n, h, w, chunk_pixels):
-        spec = _rfft(to_gray(stack[sl], dt), workers)
-        mag = np.abs(spec).reshape(spec.shape[0], -1)
-        out[sl] = mag @ plan.matrix
-    return out, plan
+    parts = map_spectra(
+        stack, dt, lambda spec: np.abs(spec).reshape(spec.shape[0], -1) @ plan.matrix,
+        workers=workers, chunk_pixels=chunk_pixels,
+    )
+    return np.concatenate(parts).astype(np.float64, copy=False), plan
 
 
 def smooth(y: np.ndarray, span: int = SMOOTH_SPAN) -> np.ndarray:
