@@ -247,7 +247,9 @@ def train_cnn_detector(
     crop = min(int(crop_size or spec.input_size), min_side)
 
     config = {
-        "arch": arch, "recipe": rec.name, "recipe_params": dataclasses.asdict(rec),
+        "arch": arch, "recipe": rec.name,
+        # max_epochs left out so a finished or interrupted run can be extended
+        "recipe_params": {k: v for k, v in dataclasses.asdict(rec).items() if k != "max_epochs"},
         "color_robust": bool(color_robust), "seed": int(seed), "crop_size": crop,
         "weights": str(weights) if weights else None,
         "train_manifest_sha256": train_set.manifest_sha256,
@@ -263,8 +265,11 @@ def train_cnn_detector(
                                resume=resume)
         ckpt_path = run.path / "checkpoint.pt"
         if run.stage_done("train") and (run.path / "model.json").is_file() and not force:
-            info(f"{run.path}: training already finished; loading the saved model")
-            return load_cnn_detector(run.path, device=device)
+            done = load_cnn_detector(run.path, device=device)
+            stopped_early = done.meta.get("stopped_early", False)
+            if stopped_early or done.meta.get("epochs", 0) >= rec.max_epochs:
+                info(f"{run.path}: training already finished; loading the saved model")
+                return done
 
     seed_everything(seed)
     model = build_model(arch, weights)
@@ -370,6 +375,7 @@ def train_cnn_detector(
         train_data_sha256=config["train_data_sha256"],
         val_data_sha256=config["val_data_sha256"], validation=val_note,
         n_train=len(train_set), n_val=len(val_set), epochs=state["epoch"],
+        max_epochs=rec.max_epochs, stopped_early=bool(state["done"]),
         best_epoch=state["best_epoch"], history=state["history"],
         threshold_source="calibrated on the validation split (max balanced accuracy)",
         metrics={"val": detection_metrics(val_set.labels, val_probs, det.threshold)},
