@@ -33,11 +33,13 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
     "preset": (str,),
     "steps": (int,),
 }
-GAN_PRESETS = ("dcgan", "lsgan", "wgan-gp", "ttur")
+GAN_PRESETS = ("dcgan", "lsgan", "wgan-gp", "ttur", "ttur-wgan-gp")
+SPECTRAL_CLASSIFIERS = ("logreg", "linear-svm", "knn", "rbf-svm", "mlp")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "gan.preset": GAN_PRESETS,
-    "detectors.spectral_decay.classifier": ("knn", "svm", "mlp"),
-    "detectors.spectral_profile.classifier": ("logreg", "svm"),
+    "detectors.cnn.recipe": ("wang2020", "khan2019"),
+    "detectors.spectral_decay.classifier": SPECTRAL_CLASSIFIERS,
+    "detectors.spectral_profile.classifier": SPECTRAL_CLASSIFIERS,
     "quality.extractor": ("auto", "inception", "fallback"),
 }
 _POSITIVE: tuple[str, ...] = (
@@ -201,6 +203,9 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         for i, src in enumerate(cfg["data"]["sources"]):
             if not isinstance(src, str):
                 raise ConfigError(f"config key 'data.sources[{i}]' must be a folder path string")
+    p = cfg["detectors"]["cnn"]["aug_prob"]
+    if not 0 <= p <= 1:
+        raise ConfigError(f"config key 'detectors.cnn.aug_prob' must be in [0, 1], got {p}")
     frac = cfg["spectra"]["top_fraction"]
     if not 0 < frac <= 1:
         raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ganforensics.console import info, progress_enabled
-from ganforensics.data.manifest import read_manifest, usable, write_manifest
+from ganforensics.data.manifest import MANIFEST_COLUMNS, read_manifest, usable, write_manifest
 from ganforensics.errors import InputError
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.io.images import iter_images
@@ -120,15 +120,26 @@ def study_test_set(ctx: StudyContext) -> pd.DataFrame:
     """Test reals + the test fakes of every setup (the evaluation set of every detector)."""
     frames = [_split(ctx.real_manifest(), "test")]
     frames += [_split(ctx.fake_manifest(s["name"]), "test") for s in ctx.setups()]
-    return pd.concat(frames, ignore_index=True)
+    return _common(frames)
+
+
+def _common(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Reals and fakes in one frame with the manifest columns only; missing text cells as ""."""
+    cols = [*MANIFEST_COLUMNS, "abspath"]
+    df = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
+    for c in cols:
+        if c not in ("label", "width", "height"):
+            df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
+    df["label"] = df["label"].astype(int)
+    return df
 
 
 def train_val_sets(ctx: StudyContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train / val sets of the detectors: reals + the training setup's fakes of that split."""
     real = ctx.real_manifest()
     fake = ctx.fake_manifest(ctx.cfg["detectors"]["train_setup"])
-    train = pd.concat([_split(real, "train"), _split(fake, "train")], ignore_index=True)
-    val = pd.concat([_split(real, "val"), _split(fake, "val")], ignore_index=True)
+    train = _common([_split(real, "train"), _split(fake, "train")])
+    val = _common([_split(real, "val"), _split(fake, "val")])
     return train, val
 
 
@@ -138,8 +149,9 @@ def train_val_sets(ctx: StudyContext) -> tuple[pd.DataFrame, pd.DataFrame]:
 def stage_patches(ctx: StudyContext) -> dict[str, Any]:
     make_patches = require("ganforensics.data.photos", "make_patches")
     dcfg = ctx.cfg["data"]
+    # force: the patch folder belongs to this stage (a rerun after an interruption redoes it)
     df = make_patches(ctx.path / "data" / "patches", size=dcfg["size"],
-                      sources=dcfg["sources"], seed=ctx.seed)
+                      sources=dcfg["sources"], seed=ctx.seed, force=True)
     df = usable(df)
     df = _subsample(df, dcfg["max_patches"], derive_seed(ctx.seed, "max_patches"))
     for split in SPLITS:
@@ -154,24 +166,18 @@ def stage_patches(ctx: StudyContext) -> dict[str, Any]:
 
 def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> Any:
     """The GanConfig of one setup: its preset with the study's size, steps and seed."""
-    import dataclasses
-
     preset = require("ganforensics.gan.config", "preset")
-    base = preset(setup["preset"])
     g = ctx.cfg["gan"]
-    wanted = {
-        "last_block": setup["last_block"],
-        "size": ctx.cfg["data"]["size"],
-        "steps": int(setup.get("steps", g["steps"])),
-        "batch_size": g["batch_size"],
-        "checkpoint_every": g["checkpoint_every"],
-        "seed": derive_seed(ctx.seed, "gan", setup["name"]) % 2**31,
-    }
-    names = {f.name for f in dataclasses.fields(base)}
-    missing = [k for k in wanted if k not in names]
-    if missing:
-        raise TypeError(f"GanConfig has no field(s) {missing}; the study cannot set them")
-    return dataclasses.replace(base, **wanted)
+    return preset(
+        setup["preset"],
+        last_block=setup["last_block"],
+        size=ctx.cfg["data"]["size"],
+        steps=int(setup.get("steps", g["steps"])),
+        batch=g["batch_size"],
+        checkpoint_every=g["checkpoint_every"],
+        sample_every=g["checkpoint_every"],
+        seed=derive_seed(ctx.seed, "gan", setup["name"]) % 2**31,
+    )
 
 
 def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
@@ -207,7 +213,8 @@ def make_fakes_stage(setup: Mapping[str, Any]) -> Stage:
         for split, n in fake_counts(ctx, name).items():
             # disjoint seed streams per setup and split
             seed = derive_seed(ctx.seed, "fakes", name, split) % 2**31
-            df = generate(run_dir, n, ctx.path / "fakes" / name / split, seed=seed)
+            df = generate(run_dir, n, ctx.path / "fakes" / name / split, seed=seed, split=split,
+                          progress=progress_enabled())
             df = df.copy()
             df["split"] = split
             df["generator"] = name
@@ -230,18 +237,19 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
     frechet_distance = require("ganforensics.metrics.fid", "frechet_distance")
     kid = require("ganforensics.metrics.kid", "kid")
     get_extractor = require("ganforensics.metrics.features", "get_extractor")
+    compute_features = require("ganforensics.metrics.features", "compute_features")
     q = ctx.cfg["quality"]
     extractor = get_extractor(q["extractor"])
     real = ctx.real_manifest()
     held = real[real["split"].astype(str).isin(["val", "test"])]
     real_stack = load_stack(held, "held-out reals")
-    real_feat = np.asarray(extractor(real_stack), dtype=np.float64)
+    real_feat = np.asarray(compute_features(real_stack, extractor), dtype=np.float64)
     mu_r, s_r = real_feat.mean(0), np.cov(real_feat, rowvar=False)
     save_png_atomic(ctx.run.file("figures/grid_real.png"), image_grid(real_stack, q["grid"]))
     rows = []
     for s in ctx.setups():
         fake_stack = load_stack(_split(ctx.fake_manifest(s["name"]), "test"), s["name"])
-        feat = np.asarray(extractor(fake_stack), dtype=np.float64)
+        feat = np.asarray(compute_features(fake_stack, extractor), dtype=np.float64)
         fid = frechet_distance(mu_r, s_r, feat.mean(0), np.cov(feat, rowvar=False))
         size = min(q["kid_subset_size"], len(feat), len(real_feat))
         k_mean, k_std = kid(real_feat, feat, subsets=q["kid_subsets"], subset_size=size,
@@ -252,7 +260,7 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
         save_png_atomic(ctx.run.file(f"figures/grid_{s['name']}.png"),
                         image_grid(fake_stack, q["grid"]))
     table = pd.DataFrame(rows)
-    ext_name = str(getattr(extractor, "name", type(extractor).__name__))
+    ext_name = str(getattr(extractor, "label", type(extractor).__name__))
     standard = bool(getattr(extractor, "standard", False))
     table["extractor"] = ext_name
     table["standard_extractor"] = standard
@@ -309,8 +317,11 @@ def make_detector_stage(kind: str) -> Stage:
         if kind == "cnn":
             train_cnn = require("ganforensics.detectors.cnn", "train_cnn_detector")
             seed_everything(seed)
+            # resumes from its per-epoch checkpoint in `out` after an interruption
             det = train_cnn(dcfg["arch"], dcfg["recipe"], train, val, out, seed=seed,
-                            epochs=dcfg["epochs"], batch_size=dcfg["batch_size"])
+                            max_epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
+                            aug_prob=dcfg["aug_prob"],
+                            progress=progress_enabled())
         else:
             train_spec = require("ganforensics.detectors.spectral", "train_spectral_detector")
             det = train_spec(kind, train, val, classifier=dcfg["classifier"], seed=seed)
@@ -326,49 +337,78 @@ def load_study_detector(ctx: StudyContext, kind: str) -> Any:
     return load_detector(ctx.detector_dir(kind))
 
 
+def load_images(df: pd.DataFrame, what: str) -> tuple[list[np.ndarray], pd.DataFrame]:
+    """Decoded images and the manifest rows they belong to (unreadable rows dropped)."""
+    images, keep = [], []
+    for i, arr, _err in iter_images(list(df["abspath"]), workers=2):
+        if arr is not None:
+            images.append(arr)
+            keep.append(i)
+    if len(keep) < len(df):
+        info(f"{what}: {len(df) - len(keep)} unreadable image(s) skipped")
+    if not images:
+        raise InputError(f"{what}: no readable images")
+    return images, df.iloc[keep].reset_index(drop=True)
+
+
+def _scores(det: Any, images: list[np.ndarray], rows: pd.DataFrame) -> pd.DataFrame:
+    from ganforensics.detectors.base import sigmoid
+
+    probs = sigmoid(np.asarray(det.logits(images), dtype=np.float64))
+    return pd.DataFrame({"path": rows["abspath"].map(lambda a: Path(a).name),
+                         "label": rows["label"].astype(int).to_numpy(),
+                         "generator": rows["generator"].astype(str).to_numpy(),
+                         "prob_fake": probs})
+
+
 def stage_detection(ctx: StudyContext) -> dict[str, Any]:
-    """AP / AUC / accuracies of every detector on every setup's test fakes vs the test reals."""
-    evaluate_detector = require("ganforensics.evaluate.detection", "evaluate_detector")
-    test = study_test_set(ctx)
+    """AP / AUC / accuracies of every detector on every setup's test fakes vs the test reals.
+
+    Scores are P(fake) from each detector; metrics per generator use the detector's threshold
+    calibrated on the validation split (`metrics.detection.per_generator`).
+    """
+    per_generator = require("ganforensics.metrics.detection", "per_generator")
+    images, rows = load_images(study_test_set(ctx), "test set")
     frames = []
     for kind in ctx.enabled_detectors():
         det = load_study_detector(ctx, kind)
-        res = evaluate_detector(det, test, out=ctx.path / "eval" / kind)
-        table = _per_generator_table(res)
+        scores = _scores(det, images, rows)
+        ctx.run.write_csv(f"eval/{kind}/scores.csv", scores)
+        table = per_generator(scores, float(det.threshold))
         table.insert(0, "detector", kind)
         frames.append(table)
     table = pd.concat(frames, ignore_index=True)
     ctx.run.write_csv("tables/detection.csv", table)
-    return {"file": "tables/detection.csv", "n_test": len(test)}
-
-
-def _per_generator_table(res: Any) -> pd.DataFrame:
-    """The per-generator table out of what `evaluate_detector` returns."""
-    if isinstance(res, pd.DataFrame):
-        return res.reset_index(drop=True)
-    for attr in ("per_generator", "table"):
-        val = getattr(res, attr, None)
-        if isinstance(val, pd.DataFrame):
-            return val.reset_index(drop=True)
-        if isinstance(res, Mapping) and isinstance(res.get(attr), pd.DataFrame):
-            return res[attr].reset_index(drop=True)
-    raise TypeError(f"evaluate_detector returned {type(res).__name__}; no per-generator table")
+    return {"file": "tables/detection.csv", "n_test": len(rows),
+            "scores": [f"eval/{k}/scores.csv" for k in ctx.enabled_detectors()]}
 
 
 def stage_bypass(ctx: StudyContext) -> dict[str, Any]:
-    """DESIGN B2: train on n real + n BASELINE fakes, detection rate on each setup's fakes."""
+    """DESIGN B2: train on n real + n training-setup fakes (random draws), detection rate on
+    each other setup's test fakes; for each enabled spectral detector kind."""
     bypass_rates = require("ganforensics.evaluate.bypass", "bypass_rates")
     b = ctx.cfg["bypass"]
     train_setup = ctx.cfg["detectors"]["train_setup"]
-    real = ctx.real_manifest()
-    fakes = {s["name"]: ctx.fake_manifest(s["name"]) for s in ctx.setups()}
-    table = bypass_rates(
-        real_train=_split(real, "train"),
-        fake_train=_split(fakes[train_setup], "train"),
-        test_fakes={k: _split(v, "test") for k, v in fakes.items()},
-        n_train=b["n_train"], draws=b["draws"], seed=derive_seed(ctx.seed, "bypass") % 2**31,
-    )
-    table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    real, _ = load_images(_split(ctx.real_manifest(), "train"), "train reals")
+    base, _ = load_images(_split(ctx.fake_manifest(train_setup), "train"), train_setup)
+    others = {s["name"]: load_images(_split(ctx.fake_manifest(s["name"]), "test"),
+                                      s["name"])[0]
+              for s in ctx.setups() if s["name"] != train_setup}
+    if not others:
+        raise InputError("bypass needs at least one setup besides the training setup")
+    frames = []
+    for kind in ("spectral-decay", "spectral-profile"):
+        dcfg = ctx.cfg["detectors"][DETECTOR_KEYS[kind]]
+        if not dcfg["enabled"]:
+            continue
+        frames.append(bypass_rates(
+            kind, np.stack(real), np.stack(base), {k: np.stack(v) for k, v in others.items()},
+            n=b["n_train"], draws=b["draws"], classifier=dcfg["classifier"],
+            seed=derive_seed(ctx.seed, "bypass", kind) % 2**31, baseline_name=train_setup,
+        ))
+    if not frames:
+        raise InputError("bypass needs a spectral detector kind enabled")
+    table = pd.concat(frames, ignore_index=True)
     ctx.run.write_csv("tables/bypass.csv", table)
     return {"file": "tables/bypass.csv"}
 
@@ -378,51 +418,59 @@ def stage_robustness(ctx: StudyContext) -> dict[str, Any]:
     evaluate_detector = require("ganforensics.evaluate.detection", "evaluate_detector")
     det = load_study_detector(ctx, "cnn")
     test = study_test_set(ctx)
+    # force: this folder belongs to the stage (a rerun after an interruption redoes it)
     res = evaluate_detector(det, test, grid=ctx.cfg["evaluate"]["grid"],
-                            out=ctx.path / "eval" / "cnn-robustness")
-    table = _robustness_table(res)
+                            out=ctx.path / "eval" / "cnn-robustness", force=True,
+                            progress=progress_enabled())
+    table = res["metrics"]
     ctx.run.write_csv("tables/robustness.csv", table)
-    return {"file": "tables/robustness.csv"}
-
-
-def _robustness_table(res: Any) -> pd.DataFrame:
-    for attr in ("robustness", "grid"):
-        val = res.get(attr) if isinstance(res, Mapping) else getattr(res, attr, None)
-        if isinstance(val, pd.DataFrame):
-            return val.reset_index(drop=True)
-    if isinstance(res, pd.DataFrame) and "perturbation" in res.columns:
-        return res.reset_index(drop=True)
-    raise TypeError(f"evaluate_detector returned {type(res).__name__}; no robustness table")
+    plot = ctx.path / "eval" / "cnn-robustness" / "robustness_ap.png"
+    if plot.is_file():
+        shutil.copyfile(plot, ctx.run.file("figures/robustness_ap.png"))
+    return {"file": "tables/robustness.csv", "conditions": list(res["conditions"])}
 
 
 def stage_grayscale(ctx: StudyContext) -> dict[str, Any]:
     """Colour ablation: the CNN on grayscale test images with its RGB-calibrated threshold."""
-    color_ablation = require("ganforensics.explain.color", "grayscale_ablation")
+    per_generator = require("ganforensics.metrics.detection", "per_generator")
+    grayscale = require("ganforensics.data.perturb", "grayscale")
     det = load_study_detector(ctx, "cnn")
-    table = color_ablation(det, study_test_set(ctx))
-    table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    images, rows = load_images(study_test_set(ctx), "test set")
+    frames = []
+    for mode, imgs in (("rgb", images), ("gray", [grayscale(im) for im in images])):
+        table = per_generator(_scores(det, imgs, rows), float(det.threshold))
+        table.insert(1, "input", mode)
+        frames.append(table)
+    table = pd.concat(frames, ignore_index=True)
     ctx.run.write_csv("tables/grayscale.csv", table)
     return {"file": "tables/grayscale.csv"}
 
 
 def stage_explain(ctx: StudyContext) -> dict[str, Any]:
-    """FF-RS ranking on confidently detected fakes, then top-k vs random-k masking."""
-    ffrs = require("ganforensics.explain.ffrs", "ffrs_ranking")
-    masking = require("ganforensics.explain.mask", "masking_sensitivity")
+    """FF-RS ranking on confidently detected validation fakes, then top-k / low-k / random-k
+    masking on the test set, and the colour-conditional share of the top-k maps."""
+    compute_ffrs = require("ganforensics.explain.ffrs", "compute_ffrs")
+    masking_report = require("ganforensics.explain.masking", "masking_report")
+    color_report = require("ganforensics.explain.color", "color_report")
     e = ctx.cfg["explain"]
     det = load_study_detector(ctx, "cnn")
-    real, fake = train_val_sets(ctx)
-    del real
-    fakes = _split(fake, "val")
-    fakes = fakes[fakes["label"] == 1].head(e["n_samples"])
-    ranking = ffrs(det, fakes, seed=derive_seed(ctx.seed, "ffrs") % 2**31)
-    ranking = ranking if isinstance(ranking, pd.DataFrame) else pd.DataFrame(ranking)
-    ctx.run.write_csv("tables/ffrs_ranking.csv", ranking)
-    table = masking(det, study_test_set(ctx), ranking, k=e["top_k"], draws=e["random_draws"],
-                    seed=derive_seed(ctx.seed, "mask") % 2**31)
-    table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    _, val = train_val_sets(ctx)
+    fakes, _ = load_images(val[val["label"] == 1], "validation fakes")
+    res = compute_ffrs(det, fakes, k=e["top_k"], max_samples=e["n_samples"],
+                       seed=derive_seed(ctx.seed, "ffrs") % 2**31)
+    ctx.run.write_csv("tables/ffrs_ranking.csv", res.ranking)
+    images, rows = load_images(study_test_set(ctx), "test set")
+    labels = rows["label"].astype(int).to_numpy()
+    gens = rows["generator"].astype(str).to_numpy()
+    table = masking_report(det, res.ranking, res.k, images, labels, gens,
+                           draws=e["random_draws"], seed=derive_seed(ctx.seed, "mask") % 2**31)
     ctx.run.write_csv("tables/masking.csv", table)
-    return {"file": "tables/masking.csv", "ranking": "tables/ffrs_ranking.csv"}
+    col = color_report(det, images, labels, gens, ranking=res.ranking, k=res.k)
+    ctx.run.write_csv("tables/colour_maps.csv", col.maps)
+    summary = {"ffrs": res.summary(), "colour": col.summary()}
+    ctx.run.write_json("tables/explain_summary.json", summary)
+    return {"file": "tables/masking.csv", "k": res.k, "n_samples": res.n_samples,
+            "share_colour_conditional": col.share_colour_conditional}
 
 
 # ---------------------------------------------------------------- assembly
@@ -457,7 +505,7 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
                                 title="CNN robustness grid"))
         if cfg["evaluate"]["grayscale"]:
             stages.append(Stage("grayscale", stage_grayscale, needs=cnn_needs,
-                                title="CNN grayscale check"))
+                                title="CNN grayscale (colour-ablation) check"))
         if cfg["explain"]["enabled"]:
             stages.append(Stage("explain", stage_explain, needs=cnn_needs,
                                 title="FF-RS and feature-map masking"))
