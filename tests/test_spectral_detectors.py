@@ -169,6 +169,8 @@ def test_train_from_manifest_and_calibrate(photo_sets, tmp_path) -> None:
     assert det.meta["train_skipped"] == 1
     assert det.meta["threshold_source"] == "validation"
     assert det.meta["feature_settings"]["n_bins"] == 20
+    assert det.meta["decay_bins_by_size"] == {"32x32": 20}
+    assert 0.5 < det.meta["val_metrics"]["auc"] <= 1.0
     assert det.meta["n_train"] == {"real": 45, "fake": 45}
     assert 0.0 < det.threshold < 1.0
     det.save(tmp_path / "model")
@@ -179,3 +181,5 @@ def test_train_from_manifest_and_calibrate(photo_sets, tmp_path) -> None:
         train_spectral_detector("spectral-profile", df[df.label == 0].head(5))
     with pytest.raises(ConfigError, match="classifier"):
         SpectralDetector("spectral-decay", "forest")
+    assert SpectralDetector("spectral-decay", "svm").classifier == "rbf-svm"
+    assert SpectralDetector("spectral-profile", "SVM").classifier == "linear-svm"

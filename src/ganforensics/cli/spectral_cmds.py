@@ -169,7 +169,7 @@ def _group_fakes(inputs: list[Path]) -> dict[str, list[str]]:
     df = df[~(lab == 0).to_numpy()]
     groups: dict[str, list[str]] = {}
     for gen, path, err in zip(
-        df["generator"].astype(str), df["abspath"].astype(str),
+        df["generator"].fillna("unknown").astype(str), df["abspath"].astype(str),
         df["error"] if "error" in df.columns else [None] * len(df), strict=True,
     ):
         if isinstance(err, str) and err:

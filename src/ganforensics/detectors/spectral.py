@@ -42,12 +42,17 @@ from ganforensics.spectral.classifiers import (
     describe,
     fit_classifier,
 )
-from ganforensics.spectral.decay import FIT_START, decay_features
+from ganforensics.spectral.decay import FIT_START, decay_features, decay_plan
 from ganforensics.spectral.spectra import durall_length, durall_profiles, resample_profiles
 
 KINDS = ("spectral-profile", "spectral-decay")
 DEFAULT_CLASSIFIER = {"spectral-profile": "logreg", "spectral-decay": "knn"}
 NORMALIZATIONS = ("first", "minmax", "none")
+# short names: "svm" is the linear SVM of Durall for profiles, the RBF-SVM of Dzanic for decay
+ALIASES = {
+    "svm": {"spectral-profile": "linear-svm", "spectral-decay": "rbf-svm"},
+    "logistic": "logreg", "lr": "logreg", "linear_svm": "linear-svm", "rbf_svm": "rbf-svm",
+}
 FORMAT_VERSION = 1
 
 
@@ -101,7 +106,10 @@ class SpectralDetector:
     ) -> None:
         if kind not in KINDS:
             raise ConfigError(f"unknown spectral detector kind {kind!r} (choose from {KINDS})")
-        classifier = classifier or DEFAULT_CLASSIFIER[kind]
+        classifier = (classifier or DEFAULT_CLASSIFIER[kind]).strip().lower()
+        alias = ALIASES.get(classifier)
+        if alias is not None:
+            classifier = alias[kind] if isinstance(alias, dict) else alias
         if classifier not in CLASSIFIERS:
             raise ConfigError(
                 f"unknown classifier {classifier!r} (choose from {', '.join(CLASSIFIERS)})"
@@ -154,6 +162,10 @@ class SpectralDetector:
         if self.kind == "spectral-profile" and self.profile_length is None:
             (h, w), _ = max(groups.items(), key=lambda kv: len(kv[1]))
             self.profile_length = durall_length(h, w)
+        if self.kind == "spectral-decay" and not self.params:  # record bins while fitting
+            self.meta["decay_bins_by_size"] = {
+                f"{h}x{w}": decay_plan(h, w, self.n_bins).n_bins for h, w in groups
+            }
         out: np.ndarray | None = None
         for idx in groups.values():
             stack = np.stack([np.asarray(items[i]) for i in idx])
@@ -199,9 +211,20 @@ class SpectralDetector:
         from ganforensics.metrics.threshold import calibrate_threshold
 
         probs = self.predict_proba(images)
-        self.threshold = float(calibrate_threshold(probs, np.asarray(labels)))
+        y = np.asarray(labels).astype(int)
+        self.threshold = float(calibrate_threshold(probs, y))
         self.meta["threshold_source"] = "validation"
-        self.meta["n_val"] = int(len(labels))
+        self.meta["n_val"] = int(len(y))
+        if len(np.unique(y)) == 2:
+            from sklearn.metrics import roc_auc_score
+
+            pred = probs >= self.threshold
+            self.meta["val_metrics"] = {
+                "auc": float(roc_auc_score(y, probs)),
+                "balanced_acc_at_threshold": float(
+                    (np.mean(pred[y == 1]) + np.mean(~pred[y == 0])) / 2
+                ),
+            }
         self._refresh_meta()
         return self.threshold
 
@@ -336,8 +359,8 @@ def load_manifest_images(
 def _manifest_hash(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     cols = [c for c in ("sha256", "abspath", "label") if c in df.columns]
-    for row in df[cols].astype(str).itertuples(index=False):
-        h.update("\x1f".join(row).encode("utf-8"))
+    for row in df[cols].itertuples(index=False):
+        h.update("\x1f".join("" if pd.isna(v) else str(v) for v in row).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
 
