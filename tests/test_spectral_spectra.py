@@ -102,6 +102,19 @@ def test_clean_variant_matches_loop(rng: np.random.Generator) -> None:
     assert plan.freq[0] == 0.0 and plan.freq[-1] == 1.0
 
 
+def test_float32_mode_keeps_dc_and_inputs(rng: np.random.Generator) -> None:
+    imgs = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    gray32 = to_gray(imgs, np.float32)
+    before = gray32.copy()
+    c32 = clean_profiles(gray32, dtype=np.float32)
+    np.testing.assert_array_equal(gray32, before)  # the caller's array is untouched
+    c64 = clean_profiles(imgs)
+    np.testing.assert_allclose(c32[:, 0], c64[:, 0], rtol=1e-6)  # DC restored exactly
+    np.testing.assert_allclose(c32, c64, rtol=1e-4)
+    m32 = mean_log_spectrum(imgs, dtype=np.float32)
+    np.testing.assert_allclose(m32, mean_log_spectrum(imgs), rtol=1e-4)
+
+
 def test_mean_log_spectrum_and_errors(rng: np.random.Generator) -> None:
     imgs = rng.integers(0, 256, (3, 20, 18, 3), dtype=np.uint8)
     g = to_gray(imgs)

@@ -196,6 +196,26 @@ def _rfft(gray: np.ndarray, workers: int) -> np.ndarray:
     return sfft.rfft2(gray, axes=(-2, -1), workers=workers)
 
 
+def _spectrum(chunk: np.ndarray, dtype: np.dtype, workers: int) -> np.ndarray:
+    """rfft2 of the grayscale chunk.
+
+    In float32 the per-image mean is removed before the FFT and the DC coefficient is set back
+    to the exact (float64) sum afterwards: FFT round-off scales with the signal norm, which the
+    DC term dominates, so this cuts the float32 error of the other coefficients ~10x. Float64
+    runs the plain FFT (reference parity).
+    """
+    gray = to_gray(chunk, dtype)
+    if dtype == np.float64:
+        return _rfft(gray, workers)
+    if np.shares_memory(gray, chunk):
+        gray = gray.copy()  # never modify the caller's array
+    total = gray.sum(axis=(-2, -1), dtype=np.float64)
+    gray -= (total / (gray.shape[-2] * gray.shape[-1])).astype(dtype)[:, None, None]
+    spec = _rfft(gray, workers)
+    spec[:, 0, 0] = total
+    return spec
+
+
 def _ln_magnitude(spec: np.ndarray) -> np.ndarray:
     """ln|F + 1e-8| of a fresh half spectrum (modified in place), flattened per image."""
     spec.real += spec.real.dtype.type(EPS)
@@ -220,13 +240,11 @@ def map_spectra(
     n, h, w = stack.shape[:3]
     slices = _chunks(n, h, w, chunk_pixels)
 
-    def one(sl: slice) -> np.ndarray:
-        return fn(_rfft(to_gray(stack[sl], dtype), 1))
+    def one(sl: slice, fft_workers: int = 1) -> np.ndarray:
+        return fn(_spectrum(stack[sl], dtype, fft_workers))
 
     if workers <= 1 or len(slices) == 1:
-        if len(slices) == 1:
-            return [fn(_rfft(to_gray(stack, dtype), max(1, workers)))]
-        return [one(sl) for sl in slices]
+        return [one(sl, max(1, workers)) for sl in slices]
     # one BLAS thread per worker: our threads already use the cores (no oversubscription)
     with _single_thread_blas(), ThreadPoolExecutor(max_workers=int(workers)) as pool:
         return list(pool.map(one, slices))
