@@ -1,0 +1,120 @@
+"""`predict`: one row per file over hostile folders, error rows, threshold, output formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganforensics.cli.main import app
+from ganforensics.detectors.base import sigmoid
+from ganforensics.detectors.cnn import CNNDetector, build_model
+from ganforensics.evaluate.predict import predict_paths, prefetch_images
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    det = CNNDetector(build_model("small"), "small", input_size=32, threshold=0.5)
+    return det.save(tmp_path / "model"), det
+
+
+def _hostile_folder(root, rng):
+    root.mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "good1.png")
+    Image.fromarray(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(root / "good2.jpg")
+    jpg = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpg, format="JPEG")
+    (root / "empty.png").write_bytes(b"")
+    (root / "truncated.jpg").write_bytes(jpg.getvalue()[: len(jpg.getvalue()) // 3])
+    (root / "text.png").write_bytes(b"this is not an image at all\n" * 10)
+    Image.new("L", (1, 1)).save(root / "bomb.png")
+    raw = bytearray((root / "bomb.png").read_bytes())
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    raw[8:33] = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    (root / "bomb.png").write_bytes(bytes(raw))
+    return root
+
+
+def test_predict_over_hostile_folder_gives_one_row_per_file(tmp_path, rng, model_dir):
+    folder = _hostile_folder(tmp_path / "in", rng)
+    out = tmp_path / "scores.csv"
+    res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder),
+                                   "--out", str(out), "--batch-size", "2"])
+    assert res.exit_code == 1, res.output  # finished, but some inputs were bad
+    df = pd.read_csv(out, keep_default_na=False)
+    assert list(df.columns) == ["path", "prob_fake", "logit", "decision", "error"]
+    names = sorted(p.split("/")[-1] for p in df["path"])
+    assert names == sorted(p.name for p in folder.iterdir())
+    by = df.set_index(df["path"].str.split("/").str[-1])
+    for bad, needle in (("empty.png", "empty"), ("truncated.jpg", "truncated"),
+                        ("text.png", "not a recognised"), ("bomb.png", "too large")):
+        assert needle in by.loc[bad, "error"] and by.loc[bad, "decision"] == ""
+    det = model_dir[1]
+    for good in ("good1.png", "good2.jpg"):
+        assert by.loc[good, "error"] == ""
+        img = np.asarray(Image.open(folder / good).convert("RGB"))
+        logit = det.logits([img])[0]
+        assert float(by.loc[good, "logit"]) == pytest.approx(logit, abs=1e-5)
+        assert float(by.loc[good, "prob_fake"]) == pytest.approx(sigmoid(logit), abs=1e-6)
+        assert by.loc[good, "decision"] == ("fake" if sigmoid(logit) >= 0.5 else "real")
+    assert "could not be scored" in res.output
+
+
+def test_threshold_override_and_jsonl(tmp_path, rng, model_dir):
+    folder = tmp_path / "ok"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    for thr, want in (("0", "fake"), ("1.01", "real")):
+        out = tmp_path / f"t{thr}.jsonl"
+        res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder),
+                                       "--threshold", thr, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(rows) == 3 and all(r["decision"] == want for r in rows)
+    # default: CSV on stdout
+    res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder / "0.png")])
+    assert res.exit_code == 0 and res.stdout.startswith("path,prob_fake,logit,decision,error")
+    res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder),
+                                   "--out", str(tmp_path / "x.txt")])
+    assert res.exit_code == 2 and ".jsonl" in res.output
+    res = CliRunner().invoke(app, ["predict", str(folder)])
+    assert res.exit_code == 2 and "--model" in res.output
+
+
+def test_predict_paths_batches_match_single_images(tmp_path, rng, model_dir):
+    det = model_dir[1]
+    paths = []
+    for i, shape in enumerate([(32, 32), (40, 36), (32, 32), (16, 20), (32, 32)]):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    paths.insert(2, tmp_path / "missing.png")
+    table = predict_paths(det, paths, batch_size=2, workers=2, progress=False)
+    assert len(table) == 6 and "not found" in table.loc[2, "error"]
+    for i, p in enumerate(paths):
+        if i == 2:
+            continue
+        single = det.logits([np.asarray(Image.open(p).convert("RGB"))])[0]
+        assert table.loc[i, "logit"] == pytest.approx(single, abs=1e-5)
+
+
+def test_prefetch_keeps_order_with_bounded_window(tmp_path, rng):
+    paths = []
+    for i in range(9):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((4, 4, 3), i * 10, np.uint8)).save(p)
+        paths.append(str(p))
+    got = list(prefetch_images(paths, workers=3, ahead=2))
+    assert [i for i, _, _ in got] == list(range(9))
+    assert [int(a[0, 0, 0]) for _, a, _ in got] == [i * 10 for i in range(9)]
