@@ -118,3 +118,33 @@ def test_prefetch_keeps_order_with_bounded_window(tmp_path, rng):
     got = list(prefetch_images(paths, workers=3, ahead=2))
     assert [i for i, _, _ in got] == list(range(9))
     assert [int(a[0, 0, 0]) for _, a, _ in got] == [i * 10 for i in range(9)]
+
+
+def test_spectral_detector_train_and_predict_through_the_shared_verbs(tmp_path, rng):
+    rows = []
+    for split in ("train", "val"):
+        for i in range(16):
+            lab = i % 2
+            im = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            if lab:  # fakes: smooth (low-pass) images
+                im = np.asarray(Image.fromarray(im).resize((8, 8)).resize((32, 32),
+                                Image.Resampling.BILINEAR))
+            p = tmp_path / split / f"{i}.png"
+            p.parent.mkdir(exist_ok=True)
+            Image.fromarray(im).save(p)
+            rows.append({"path": f"{split}/{i}.png", "label": lab, "split": split})
+    df = pd.DataFrame(rows)
+    df[df.split == "train"].to_csv(tmp_path / "train.csv", index=False)
+    df[df.split == "val"].to_csv(tmp_path / "val.csv", index=False)
+    res = CliRunner().invoke(app, ["detector", "train", "--kind", "spectral-profile",
+                                   "--train", str(tmp_path / "train.csv"), "--val",
+                                   str(tmp_path / "val.csv"), "--out", str(tmp_path / "spec")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "s.csv"
+    res = CliRunner().invoke(app, ["predict", "--model", str(tmp_path / "spec"),
+                                   str(tmp_path / "val.csv"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 16
+    labels = df[df.split == "val"]["label"].to_numpy()
+    assert ((table["decision"] == "fake").to_numpy() == (labels == 1)).mean() >= 0.9
