@@ -38,6 +38,7 @@ SPECTRAL_CLASSIFIERS = ("logreg", "linear-svm", "knn", "rbf-svm", "mlp")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "gan.preset": GAN_PRESETS,
     "detectors.cnn.recipe": ("wang2020", "khan2019"),
+    "detectors.cnn.monitor": ("val_acc", "val_loss"),
     "detectors.spectral_decay.classifier": SPECTRAL_CLASSIFIERS,
     "detectors.spectral_profile.classifier": SPECTRAL_CLASSIFIERS,
     "quality.extractor": ("auto", "inception", "fallback"),

@@ -316,9 +316,11 @@ def make_detector_stage(kind: str) -> Stage:
         out = ctx.detector_dir(kind)
         if kind == "cnn":
             train_cnn = require("ganforensics.detectors.cnn", "train_cnn_detector")
+            get_recipe = require("ganforensics.detectors.cnn.train", "get_recipe")
+            recipe = get_recipe(dcfg["recipe"], monitor=dcfg["monitor"])
             seed_everything(seed)
             # resumes from its per-epoch checkpoint in `out` after an interruption
-            det = train_cnn(dcfg["arch"], dcfg["recipe"], train, val, out, seed=seed,
+            det = train_cnn(dcfg["arch"], recipe, train, val, out, seed=seed,
                             max_epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
                             aug_prob=dcfg["aug_prob"],
                             progress=progress_enabled())

@@ -34,7 +34,8 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "grayscale": ("CNN colour ablation (grayscale inputs)", ("tables/grayscale.csv",),
                   ("grayscale",)),
     "explain": ("Explanations: FF-RS feature maps and masking",
-                ("tables/masking.csv", "tables/ffrs_ranking.csv"), ("explain",)),
+                ("tables/masking.csv", "tables/ffrs_ranking.csv", "tables/colour_maps.csv"),
+                ("explain",)),
 }
 
 _UNIT = re.compile(
@@ -306,6 +307,84 @@ CAPTIONS = {
 }
 
 
+def _order(df: pd.DataFrame, col: str, first: Sequence[str]) -> pd.DataFrame:
+    """Rows in the order of `first` (the setups), then the rest (mean, held-out rows ...)."""
+    rank = {name: i for i, name in enumerate(first)}
+    key = df[col].astype(str).map(lambda v: rank.get(v, len(rank)))
+    return df.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k")
+
+
+def _pivot(df: pd.DataFrame, index: str, columns: str, value: str, order: Sequence[str],
+           suffix: str = "") -> pd.DataFrame:
+    cols = list(dict.fromkeys(df[columns].astype(str)))
+    wide = df.pivot_table(index=index, columns=columns, values=value, aggfunc="first",
+                          sort=False)
+    wide = wide.reindex(columns=cols)
+    wide.columns = [f"{c}{suffix}" for c in wide.columns]
+    return _order(wide.reset_index(), index, order)
+
+
+def views(sec_id: str, df: pd.DataFrame, setups: Sequence[str]
+          ) -> list[tuple[pd.DataFrame, str]]:
+    """What the report shows of a section's full table: (table, caption) pairs."""
+    has = set(df.columns)
+    if sec_id == "quality":
+        cols = [c for c in ("setup", "fid", "kid_mean", "kid_std", "n_real", "n_fake",
+                            "feature_dim", "extractor") if c in has]
+        return [(_order(df[cols], "setup", setups), CAPTIONS["quality"])]
+    if sec_id == "spectra":
+        cols = [c for c in ("setup", "discrepancy", "n_real", "n_fake", "profile") if c in has]
+        return [(_order(df[cols], "setup", setups), CAPTIONS["spectra"])]
+    if sec_id == "detection" and {"detector", "generator", "ap"} <= has:
+        d = df[df["generator"].astype(str) != "all"]
+        out = [(_pivot(d, "generator", "detector", "ap", setups),
+                "Average precision (AP, threshold-free) of each detector (columns) on each "
+                "setup's test fakes against the test reals (rows); `mean` is the mean over "
+                "setups. " + CAPTIONS["detection"])]
+        if "fake_acc_cal" in has:
+            out.append((_pivot(d, "generator", "detector", "fake_acc_cal", setups),
+                        "Share of each setup's test fakes classified fake at the detector's "
+                        "validation-calibrated threshold (the accuracy on fakes)."))
+        if "acc_cal" in has:
+            out.append((_pivot(d, "generator", "detector", "acc_cal", setups),
+                        "Accuracy on test reals + that setup's test fakes at the calibrated "
+                        "threshold (the real accuracy is the same in every row)."))
+        return out
+    if sec_id == "bypass" and {"kind", "generator", "rate_mean"} <= has:
+        a = _pivot(df, "generator", "kind", "rate_mean", setups, " rate")
+        b = _pivot(df, "generator", "kind", "rate_std", setups, " std")
+        wide = a.merge(b, on="generator")
+        n = int(df["n_train"].iloc[0]) if "n_train" in has and len(df) else "n"
+        cap = CAPTIONS["bypass"].replace("100 real + 100", f"{n} real + {n}")
+        return [(wide[["generator", *sorted(wide.columns[1:])]], cap +
+                 " `real (held-out)` is the false-positive rate on unused reals.")]
+    if sec_id == "robustness" and {"condition", "generator"} <= has:
+        m = df[df["generator"].astype(str) == "mean"]
+        cols = [c for c in ("condition", "ap", "auc", "acc_cal", "real_acc_cal", "fake_acc_cal")
+                if c in has]
+        return [(m[cols], CAPTIONS["robustness"] + " Means over the setups.")]
+    if sec_id == "grayscale" and {"input", "generator", "ap"} <= has:
+        d = df[df["generator"].astype(str) != "all"]
+        a = _pivot(d, "generator", "input", "ap", setups)
+        a.columns = ["generator", *[f"AP {c}" for c in a.columns[1:]]]
+        if "acc_cal" in has:
+            b = _pivot(d, "generator", "input", "acc_cal", setups)
+            b.columns = ["generator", *[f"acc {c}" for c in b.columns[1:]]]
+            a = a.merge(b, on="generator")
+        return [(a, CAPTIONS["grayscale"])]
+    if sec_id == "explain" and {"condition", "generator", "ap"} <= has:
+        d = df[df["generator"].astype(str) != "all"]
+        a = _pivot(d, "generator", "condition", "ap", setups)
+        a.columns = ["generator", *[f"AP {c}" for c in a.columns[1:]]]
+        if "ap_std" in has:
+            r = d[d["condition"] == "random-k"][["generator", "ap_std"]]
+            a = a.merge(r.rename(columns={"ap_std": "AP random-k std"}), on="generator",
+                        how="left")
+        k = int(df["k"].iloc[0]) if "k" in has and len(df) else None
+        return [(a, CAPTIONS["explain"] + (f" k = {k} maps." if k else ""))]
+    return [(df, CAPTIONS.get(sec_id, ""))]
+
+
 def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
     out = [
         "Small scale: GANs of a few hundred steps at "
@@ -380,8 +459,9 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
     else:
         sec.box("The real-patch stage did not complete.", "fail")
     if results.get("fakes"):
-        frows = [{"setup": k, **v} for k, v in results["fakes"].items()]
-        sec.table(pd.DataFrame(frows).fillna(0), "Fakes per setup and split (disjoint seed "
+        frows = [{"setup": k, **{s: int(v.get(s, 0)) for s in ("train", "val", "test")}}
+                 for k, v in results["fakes"].items()]
+        sec.table(pd.DataFrame(frows), "Fakes per setup and split (disjoint seed "
                   "streams per setup and split; only the detectors' training setup needs "
                   "train/val fakes).", "fakes/<setup>/manifest.csv")
     grids = [(run_path / "figures" / "grid_real.png", "real (held-out)")]
@@ -400,6 +480,11 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
             continue
         main = files[0]
         df = pd.DataFrame(entry["tables"][main])
+        if sec_id == "robustness":
+            p = run_path / "figures" / "robustness_ap.png"
+            if p.is_file():
+                sec.figure(p, "AP per perturbation and setup (from the evaluation run).",
+                           "figures/robustness_ap.png (eval/cnn-robustness/)", width=700)
         if sec_id == "spectra":
             for name, cap in (("spectra.png", "Mean ± std azimuthal log-spectrum profile per "
                                "group; GAN artifacts show as deviations at high frequencies."),
@@ -412,7 +497,13 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
                 "standard_extractor"].all():
             sec.box("Features from a non-standard (fallback) extractor: compare setups within "
                     "this run only.", "warn")
-        sec.table(df, CAPTIONS[sec_id], main)
+        for view, caption in views(sec_id, df, setups):
+            sec.table(view, caption, main)
+        if sec_id == "explain" and "tables/colour_maps.csv" in entry["tables"]:
+            cm = pd.DataFrame(entry["tables"]["tables/colour_maps.csv"])
+            sec.table(cm, "Colour-conditional top-k maps: spatial-max response of each top-k "
+                      "map on RGB vs grayscale fakes, Mood's median test (p <= 0.05 = colour-"
+                      "conditional).", "tables/colour_maps.csv")
         if sec_id == "explain" and "tables/ffrs_ranking.csv" in entry["tables"]:
             top = pd.DataFrame(entry["tables"]["tables/ffrs_ranking.csv"]).head(10)
             sec.table(top, "The ten feature maps with the highest FF-RS relevance.",

@@ -1,0 +1,108 @@
+"""End to end: the `--quick` preset through the CLI (CI), and GAN training that resumes from
+its checkpoint after an interruption. Both are slow (minutes / tens of seconds)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from ganforensics.cli.main import app
+from ganforensics.study.config import load_config
+from ganforensics.study.pipeline import build_stages, run_study
+from ganforensics.study.report import SECTIONS
+
+UNIT = re.compile(r"(^|_)(ap|auc|acc|bacc|rate|tpr|eer)(_|$)")
+
+
+def _numbers(rows):
+    for row in rows:
+        for key, val in row.items():
+            if isinstance(val, (int, float)) and not isinstance(val, bool):
+                yield key, val
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path) -> None:
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    last = res.stdout.strip().splitlines()[-1]
+    assert last == f"report: {(out / 'report.html').resolve()}"
+    page = (out / "report.html").read_text()
+    for sec_id in ["overview", "settings", "data", *SECTIONS, "caveats"]:
+        assert f'<section id="{sec_id}">' in page
+    assert 'class="fail"' not in page  # no failed section
+    assert "http://" not in page and "https://" not in page
+    results = json.loads((out / "results.json").read_text())
+    assert results["problems"] == []
+    assert {s["status"] for s in results["stages"]} == {"done"}
+    assert len(results["stages"]) == len(build_stages(load_config(preset="quick")))
+    setups = [s["name"] for s in results["config"]["gan"]["setups"]]
+    for sec_id, sec in results["sections"].items():
+        assert sec["status"] == "ok", (sec_id, sec)
+        for fname, rows in sec["tables"].items():
+            assert rows, fname
+            assert (out / fname).is_file()  # traceable to a file in the run folder
+            for key, val in _numbers(rows):
+                assert math.isfinite(val), (fname, key, val)
+                if UNIT.search(key.lower()):
+                    assert 0.0 <= val <= 1.0, (fname, key, val)
+    quality = results["sections"]["quality"]["tables"]["tables/quality.csv"]
+    assert [r["setup"] for r in quality] == setups
+    assert all(r["fid"] >= 0 and math.isfinite(r["kid_mean"]) for r in quality)
+    spectra = results["sections"]["spectra"]["tables"]["tables/spectra.csv"]
+    assert all(r["discrepancy"] >= 0 for r in spectra)
+    det = results["sections"]["detection"]["tables"]["tables/detection.csv"]
+    assert {r["detector"] for r in det} == {"spectral-decay", "spectral-profile", "cnn"}
+    assert set(setups) <= {r["generator"] for r in det}
+    bypass = results["sections"]["bypass"]["tables"]["tables/bypass.csv"]
+    assert set(setups[1:]) <= {r["generator"] for r in bypass}
+    # rerunning the same command resumes: every stage is skipped
+    res2 = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
+    assert res2.exit_code == 0, res2.output
+    again = json.loads((out / "results.json").read_text())
+    assert {s["status"] for s in again["stages"]} == {"cached"}
+    # another config in the same folder is refused (exit 3)
+    res3 = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert res3.exit_code == 3
+
+
+@pytest.mark.slow
+def test_interrupted_gan_training_resumes_from_its_checkpoint(tmp_path, monkeypatch) -> None:
+    import ganforensics.gan.train as gtrain
+
+    cfg = load_config({"data": {"max_patches": 300},
+                       "gan": {"setups": ["BASELINE", "N.1.5"], "steps": 12,
+                               "checkpoint_every": 6}}, preset="quick")
+    real_train = gtrain.train_gan
+
+    def interrupted(config, data, out_dir, **kw):
+        real_train(config, data, out_dir, stop_at_step=6, **kw)
+        raise KeyboardInterrupt  # as if killed after the step-6 checkpoint
+
+    monkeypatch.setattr(gtrain, "train_gan", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "run", stop_after="gan-BASELINE")
+    assert (tmp_path / "run" / "stages" / "patches.done").exists()
+    assert not (tmp_path / "run" / "stages" / "gan-BASELINE.done").exists()
+
+    resumed_from = []
+    real_load = gtrain.load_checkpoint
+
+    def spy(*args, **kw):
+        state = real_load(*args, **kw)
+        resumed_from.append(int(state["step"]))
+        return state
+
+    monkeypatch.setattr(gtrain, "train_gan", real_train)
+    monkeypatch.setattr(gtrain, "load_checkpoint", spy)
+    _, results = run_study(cfg, tmp_path / "run", stop_after="gan-BASELINE")
+    assert [(r.name, r.status) for r in results] == [("patches", "cached"),
+                                                     ("gan-BASELINE", "done")]
+    assert resumed_from == [6]  # continued from the checkpoint, did not restart
+    losses = (tmp_path / "run" / "gans" / "BASELINE" / "losses.csv").read_text().splitlines()
+    assert len(losses) == 1 + 12  # header + one row per step, none repeated
