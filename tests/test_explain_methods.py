@@ -235,3 +235,24 @@ def test_gradcam_localises_evidence():
     np.testing.assert_allclose(logits, batched_logits(ex, [img, img[::-1].copy()]), rtol=1e-6)
     ov = overlay(img, heat[0])
     assert ov.shape == (256, 256, 3) and ov.dtype == np.uint8
+
+
+def test_ffrs_on_cnn_detector_resnet18_includes_shortcut_convs():
+    """A registry ResNet-18 `CNNDetector` (head bias raised so every image is a confident
+    fake): 4,800 ranked maps, the 1x1 shortcut convs among them, default k = 21."""
+    from ganforensics.detectors.cnn import CNNDetector, build_model
+
+    torch.manual_seed(0)
+    net = build_model("resnet18")
+    with torch.no_grad():
+        net.fc.weight.mul_(0.01)
+        net.fc.bias.fill_(5.0)
+    det = CNNDetector(net, "resnet18", input_size=32)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 40, 3), dtype=np.uint8) for _ in range(3)]
+    res = compute_ffrs(det, images)
+    assert res.n_samples == 3 and len(res.ranking) == 4800 and res.k == 21
+    layers = set(res.ranking["layer"])
+    assert {"conv1", "layer2.0.downsample.0", "layer4.0.downsample.0"} <= layers
+    assert (res.ranking["ffrs"] >= 0).all()
+    assert (res.ranking.groupby("layer")["ffrs"].sum() <= 1 + 1e-9).all()
