@@ -256,3 +256,24 @@ def test_ffrs_on_cnn_detector_resnet18_includes_shortcut_convs():
     assert {"conv1", "layer2.0.downsample.0", "layer4.0.downsample.0"} <= layers
     assert (res.ranking["ffrs"] >= 0).all()
     assert (res.ranking.groupby("layer")["ffrs"].sum() <= 1 + 1e-9).all()
+
+
+def test_mask_position_folded_zeroes_batchnorm_output():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    with torch.no_grad():
+        model[1].bias.fill_(0.7)
+        model[1].running_mean.fill_(-0.3)
+    model.eval()
+    x = torch.randn(2, 3, 5, 5)
+    bn_out: dict[str, torch.Tensor] = {}
+    # observe what the ReLU receives (= the BatchNorm output after any masking hook)
+    model[2].register_forward_pre_hook(lambda _m, i: bn_out.__setitem__("o", i[0].clone()))
+    with mask_channels(model, {"0": [2]}, position="conv"):
+        model(x)
+    # conv output zeroed: the BatchNorm still adds its shift
+    assert torch.all(bn_out["o"][:, 2] != 0)
+    with mask_channels(model, {"0": [2]}, position="folded"):
+        model(x)
+    assert torch.all(bn_out["o"][:, 2] == 0) and torch.all(bn_out["o"][:, 1] != 0)
+    with pytest.raises(InputError, match="position"), mask_channels(model, {"0": [2]}, "bn"):
+        pass

@@ -169,6 +169,10 @@ def mask_cmd(
         "Required."
     ),
     draws: int = typer.Option(5, "--draws", help="Random-k draws averaged."),
+    position: str = typer.Option(
+        "conv", "--position", help="Where to zero: `conv` (the conv module's output) or "
+        "`folded` (the output of the BatchNorm right after it, as LRP sees the conv)."
+    ),
     split: str = typer.Option(None, "--split", help="Use only rows of this split."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the random-k draws."),
     out_dir: Path = typer.Option(None, "--out", help="Also write a run folder here."),
@@ -192,10 +196,12 @@ def mask_cmd(
     rk = read_ranking(ranking)
     kk = default_k(len(rk)) if k is None else k
     config = {"command": "explain mask", "model": str(model), "ranking": str(ranking), "k": kk,
-              "test": [str(t) for t in test], "draws": draws, "split": split, "seed": seed}
+              "test": [str(t) for t in test], "draws": draws, "split": split, "seed": seed,
+              "position": position}
     run = RunFolder.create(out_dir, config, seed=seed, force=force) if out_dir else None
     d = _load_data(test, split, "--test")
-    table = masking_report(det, rk, kk, d.images, d.labels, d.generators, draws=draws, seed=seed)
+    table = masking_report(det, rk, kk, d.images, d.labels, d.generators, draws=draws, seed=seed,
+                           position=position)
     if run:
         run.write_csv("masking.csv", table)
     if as_json:

@@ -1,9 +1,10 @@
 """Sensitivity of a detector to chosen feature maps: zero them and re-measure (DESIGN B6).
 
 The chosen conv output channels are set to zero by forward hooks on the conv modules (the conv
-output before any BatchNorm that follows). Conditions: `none` (no masking), `top-k` (the k
-highest FF-RS maps), `low-k` (the k lowest), `random-k` (k maps drawn uniformly from all maps,
-metrics averaged over 5 seeded draws).
+output before any BatchNorm that follows; `position="folded"` zeroes the BatchNorm output
+instead, i.e. the conv output of the BatchNorm-folded network that LRP ranked).
+Conditions: `none` (no masking), `top-k` (the k highest FF-RS maps), `low-k` (the k lowest),
+`random-k` (k maps drawn uniformly from all maps, metrics averaged over 5 seeded draws).
 """
 
 from __future__ import annotations
@@ -34,14 +35,38 @@ RANDOM_DRAWS = 5
 CONDITIONS = ("none", "top-k", "low-k", "random-k")
 
 
+POSITIONS = ("conv", "folded")
+
+
+def _following_batchnorm(model: nn.Module, layer: str) -> nn.Module | None:
+    """The BatchNorm2d leaf that directly follows conv `layer` in module order, if any."""
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    for (name, _), (_, nxt) in zip(leaves, leaves[1:], strict=False):
+        if name == layer and isinstance(nxt, nn.BatchNorm2d):
+            return nxt
+    return None
+
+
 @contextmanager
-def mask_channels(model: nn.Module, maps: Mapping[str, Sequence[int]]) -> Iterator[None]:
-    """Within the block, the output channels `maps[layer]` of each conv `layer` are zero."""
+def mask_channels(
+    model: nn.Module, maps: Mapping[str, Sequence[int]], position: str = "conv"
+) -> Iterator[None]:
+    """Within the block, the output channels `maps[layer]` of each conv `layer` are zero.
+
+    `position="conv"` zeroes the conv module's output (DESIGN B6, the default); `"folded"`
+    zeroes the output of the BatchNorm directly after the conv instead (the conv output of the
+    BatchNorm-folded network that LRP explains; same as "conv" where no BatchNorm follows).
+    """
+    if position not in POSITIONS:
+        raise InputError(f"mask position must be one of {POSITIONS}, not {position!r}")
     handles = []
     try:
         for layer, chans in maps.items():
             mod = get_module(model, layer)
             n_out = getattr(mod, "out_channels", None)
+            target = mod
+            if position == "folded":
+                target = _following_batchnorm(model, layer) or mod
             bad = [c for c in chans if n_out is not None and not 0 <= int(c) < n_out]
             if bad:
                 raise InputError(f"layer {layer!r} has {n_out} channels; cannot mask {bad[:5]}")
@@ -52,7 +77,7 @@ def mask_channels(model: nn.Module, maps: Mapping[str, Sequence[int]]) -> Iterat
                 keep[idx.to(out.device)] = 0
                 return out * keep.view(1, -1, *([1] * (out.ndim - 2)))
 
-            handles.append(mod.register_forward_hook(hook))
+            handles.append(target.register_forward_hook(hook))
         yield
     finally:
         for h in handles:
@@ -60,10 +85,10 @@ def mask_channels(model: nn.Module, maps: Mapping[str, Sequence[int]]) -> Iterat
 
 
 def masked_probs(
-    ex: Explainable, images: Sequence[np.ndarray], keys: Sequence[str]
+    ex: Explainable, images: Sequence[np.ndarray], keys: Sequence[str], position: str = "conv"
 ) -> np.ndarray:
     """P(fake) of `images` with the feature maps `keys` (`layer.#channel`) zeroed."""
-    with mask_channels(ex.model, keys_to_maps(keys)):
+    with mask_channels(ex.model, keys_to_maps(keys), position):
         return sigmoid(batched_logits(ex, images))
 
 
@@ -86,12 +111,14 @@ def masking_report(
     *,
     draws: int = RANDOM_DRAWS,
     seed: int = DEFAULT_SEED,
+    position: str = "conv",
 ) -> pd.DataFrame:
     """AP and accuracies at the detector's threshold per generator under each masking condition.
 
     `ranking` is an FF-RS ranking (DataFrame with `key` and `ffrs`, an `FFRSResult`, or a CSV
     path). Returns a long DataFrame: condition, generator, n_real, n_fake, ap, acc, real_acc,
-    fake_acc, bacc, plus `ap_std` (spread over random draws; 0 otherwise) and `k`.
+    fake_acc, bacc, plus `ap_std` (spread over random draws; 0 otherwise), `k`, `draws`,
+    `seed`, `position` (see `mask_channels`).
     """
     ex = as_explainable(detector)
     rk = _ranking(ranking)
@@ -103,7 +130,7 @@ def masking_report(
     frames = []
 
     def run(condition: str, chosen: Sequence[str]) -> pd.DataFrame:
-        probs = masked_probs(ex, images, chosen)
+        probs = masked_probs(ex, images, chosen, position)
         df = per_generator_metrics(labels, probs, generators, ex.threshold)
         df.insert(0, "condition", condition)
         return df
@@ -128,4 +155,5 @@ def masking_report(
     out["k"] = k
     out["draws"] = np.where(out["condition"] == "random-k", draws, 1)
     out["seed"] = seed
+    out["position"] = position
     return out
