@@ -201,8 +201,8 @@ def _spectrum(chunk: np.ndarray, dtype: np.dtype, workers: int) -> np.ndarray:
 
     In float32 the per-image mean is removed before the FFT and the DC coefficient is set back
     to the exact (float64) sum afterwards: FFT round-off scales with the signal norm, which the
-    DC term dominates, so this cuts the float32 error of the other coefficients ~10x. Float64
-    runs the plain FFT (reference parity).
+    DC term dominates, so this lowers the typical float32 error of the other coefficients
+    (99.9th percentile halved on photo crops). Float64 runs the plain FFT (reference parity).
     """
     gray = to_gray(chunk, dtype)
     if dtype == np.float64:
@@ -275,7 +275,8 @@ def durall_profiles(
     """Reference azimuthal averages of ``20 ln|F|``: array ``(N, L)`` (float64 out).
 
     ``dtype=float64`` is the parity mode (matches the reference to ~1e-12); ``float32`` runs
-    the FFT and the binning in single precision (about 1e-6 relative error, faster).
+    the FFT and the binning in single precision (median relative error ~1e-7, max ~1e-4;
+    faster).
     """
     stack = as_stack(images)
     dt = _check_dtype(dtype)
