@@ -105,3 +105,29 @@ def test_bypass_cli(tree: Path, tmp_path: Path) -> None:
     assert csv.is_file() and "rate_mean" in csv.read_text()
     res = runner.invoke(app, [*args[:-2], "--n", "500"])
     assert res.exit_code == 2 and "lower --n" in res.output
+
+
+def test_detector_train_predict_and_bypass_with_model(tree: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from ganforensics.data.manifest import write_manifest
+
+    rows = [{"abspath": str(p), "label": lab, "generator": gen}
+            for lab, gen, folder in ((0, "real", "real"), (1, "checker", "fake"))
+            for p in sorted((tree / "train" / folder).glob("*.png"))]
+    manifest = tmp_path / "train.csv"
+    write_manifest(pd.DataFrame(rows), manifest)
+    model = tmp_path / "model"
+    res = runner.invoke(app, ["detector", "train", "--kind", "spectral-profile", "--train",
+                              str(manifest), "--out", str(model), "--classifier", "svm"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["kind"] == "spectral-profile" and meta["classifier"]["name"] == "linear-svm"
+    res = runner.invoke(app, ["predict", "--model", str(model), str(tree / "gens" / "loud")])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.count(",fake,") >= 16  # most checkerboard images are called fake
+    res = runner.invoke(app, ["evaluate", "bypass", "--train", str(manifest), "--fakes",
+                              str(tree / "gens" / "loud"), "--model", str(model), "--n", "30",
+                              "--draws", "2"])
+    assert res.exit_code == 0, res.output
+    assert "spectral-profile / linear-svm" in res.stdout and "loud" in res.stdout
