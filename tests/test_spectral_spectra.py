@@ -77,6 +77,10 @@ def test_chunking_does_not_change_results(rng: np.random.Generator) -> None:
     a = durall_profiles(imgs)
     b = durall_profiles(imgs, chunk_pixels=3 * 32 * 32, workers=1)
     np.testing.assert_allclose(a, b, rtol=1e-13)
+    c = durall_profiles(imgs, chunk_pixels=2 * 32 * 32, workers=2)  # 4 chunks on 2 threads
+    np.testing.assert_allclose(c, a, rtol=1e-13)
+    c32 = durall_profiles(imgs, dtype=np.float32, chunk_pixels=2 * 32 * 32, workers=2)
+    np.testing.assert_allclose(c32, durall_profiles(imgs, dtype=np.float32), rtol=1e-6)
     # a list of arrays works like a stack; gray stacks are accepted as is
     np.testing.assert_allclose(durall_profiles(list(imgs)), a, rtol=1e-13)
     np.testing.assert_allclose(durall_profiles(to_gray(imgs)), a, rtol=1e-13)
