@@ -81,6 +81,10 @@ def test_report_has_every_section_inlined_and_traceable(tmp_path, rng) -> None:
     for f in ("tables/quality.csv", "tables/detection.csv", "tables/bypass.csv"):
         assert f"Source: <code>{f}</code>" in page
     assert "NON-STANDARD feature extractor" in page
+    # the key numbers restate table values, naming their file
+    q = pd.read_csv(run.path / "tables/quality.csv")
+    lo = q.loc[q["fid"].idxmin()]
+    assert f"FID ranges from {lo['fid']:.3f} ({lo['setup']})" in page
     results = json.loads((run.path / "results.json").read_text())
     assert results["problems"] == []
     assert all(results["sections"][s]["status"] == "ok" for s in SECTIONS)

@@ -385,6 +385,59 @@ def views(sec_id: str, df: pd.DataFrame, setups: Sequence[str]
     return [(df, CAPTIONS.get(sec_id, ""))]
 
 
+def _rows(results: Mapping[str, Any], sec: str, fname: str) -> list[dict[str, Any]]:
+    entry = results.get("sections", {}).get(sec, {})
+    if entry.get("status") != "ok":
+        return []
+    return list(entry.get("tables", {}).get(fname, []))
+
+
+def key_numbers(results: Mapping[str, Any]) -> list[str]:
+    """Plain sentences restating a few numbers of the tables (each names its file)."""
+    cfg = results["config"]
+    train_setup = cfg["detectors"]["train_setup"]
+    out = []
+    q = _rows(results, "quality", "tables/quality.csv")
+    if q:
+        lo = min(q, key=lambda r: r["fid"])
+        hi = max(q, key=lambda r: r["fid"])
+        out.append(f"FID ranges from {fmt(lo['fid'])} ({lo['setup']}) to {fmt(hi['fid'])} "
+                   f"({hi['setup']}) [tables/quality.csv].")
+    s = _rows(results, "spectra", "tables/spectra.csv")
+    if s:
+        order = sorted(s, key=lambda r: r["discrepancy"])
+        out.append("Spectral discrepancy from real, smallest to largest: "
+                   + ", ".join(f"{r['setup']} {fmt(r['discrepancy'])}" for r in order)
+                   + " [tables/spectra.csv].")
+    d = _rows(results, "detection", "tables/detection.csv")
+    for kind in dict.fromkeys(r.get("detector") for r in d):
+        rows = {r.get("generator"): r for r in d if r.get("detector") == kind}
+        others = [r["ap"] for g, r in rows.items()
+                  if g not in (train_setup, "mean", "all") and r.get("ap") is not None]
+        if train_setup in rows and others:
+            out.append(f"{kind}: AP {fmt(rows[train_setup]['ap'])} on {train_setup} (the "
+                       f"training setup), mean AP {fmt(sum(others) / len(others))} on the "
+                       f"other setups [tables/detection.csv].")
+    b = _rows(results, "bypass", "tables/bypass.csv")
+    mods = [r for r in b if r.get("role") == "modified"]
+    for kind in dict.fromkeys(r.get("kind") for r in mods):
+        rates = ", ".join(f"{r['generator']} {fmt(r['rate_mean'])}" for r in mods
+                          if r["kind"] == kind)
+        out.append(f"Bypass ({kind}): detection rates {rates} [tables/bypass.csv].")
+    g = _rows(results, "grayscale", "tables/grayscale.csv")
+    mean = {r.get("input"): r.get("ap") for r in g if r.get("generator") == "mean"}
+    if {"rgb", "gray"} <= set(mean):
+        out.append(f"CNN mean AP on RGB {fmt(mean['rgb'])} vs grayscale {fmt(mean['gray'])} "
+                   "[tables/grayscale.csv].")
+    m = _rows(results, "explain", "tables/masking.csv")
+    mm = {r.get("condition"): r.get("ap") for r in m if r.get("generator") == "mean"}
+    if {"none", "top-k", "random-k"} <= set(mm):
+        out.append(f"Masking the FF-RS top-k maps: mean AP {fmt(mm['none'])} -> "
+                   f"{fmt(mm['top-k'])}; random-k: {fmt(mm['random-k'])} "
+                   "[tables/masking.csv].")
+    return out
+
+
 def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
     out = [
         "Small scale: GANs of a few hundred steps at "
@@ -432,6 +485,13 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
     if bad:
         sec.box(f"{len(bad)} stage(s) did not complete; their sections say why and show no "
                 "numbers.", "fail")
+    try:
+        numbers = key_numbers(results)
+    except (KeyError, TypeError, ValueError):  # a table without the expected columns
+        numbers = []
+    if numbers:
+        sec.p("Key numbers (restated from the tables below; small-scale run, see the caveats):")
+        sec.items(numbers)
     sec.table(pd.DataFrame(stages if stages else [{"stage": "-", "status": "-"}]),
               "Stages of this run: done = ran in this invocation, cached = finished in an "
               "earlier invocation (resumed), failed / skipped = no results.",
