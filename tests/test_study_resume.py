@@ -104,6 +104,36 @@ def test_different_config_refused_unless_force(tmp_path) -> None:
     assert "steps: 7" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+def test_force_refuses_a_folder_that_is_not_a_study_run(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.txt").write_text("keep")
+    with pytest.raises(RunExistsError, match="not a study run"):
+        run_study(_cfg(), tmp_path, stages=Counter().stages(), force=True)
+    assert (tmp_path / "data" / "precious.txt").read_text() == "keep"
+
+
+def test_cli_reports_an_incomplete_run_with_exit_1(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import ganforensics.study.pipeline as pipeline
+    from ganforensics.cli.main import app
+
+    cnt = Counter()
+    cnt.fail = {"b"}
+    monkeypatch.setattr(pipeline, "build_stages", lambda cfg: cnt.stages())
+    (tmp_path / "c.yaml").write_text("gan:\n  steps: 9\n")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["study", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 1
+    line = res.stdout.strip().splitlines()[-1]
+    assert line.startswith("report (incomplete: failed b; 1 stage(s) skipped")
+    assert line.endswith(str((out / "report.html").resolve()))
+    cnt.fail = set()
+    res = CliRunner().invoke(app, ["study", str(tmp_path / "c.yaml"), "--out", str(out)])
+    assert res.exit_code == 0
+    assert res.stdout.strip().splitlines()[-1] == f"report: {(out / 'report.html').resolve()}"
+
+
 def test_require_names_what_is_missing() -> None:
     with pytest.raises(StageUnavailableError, match="ganforensics.nope.thing"):
         require("ganforensics.nope", "thing")

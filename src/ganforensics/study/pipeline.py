@@ -19,7 +19,7 @@ import pandas as pd
 
 from ganforensics.console import info, progress_enabled
 from ganforensics.data.manifest import MANIFEST_COLUMNS, read_manifest, usable, write_manifest
-from ganforensics.errors import InputError
+from ganforensics.errors import InputError, RunExistsError
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.io.images import iter_images
 from ganforensics.io.runs import RunFolder
@@ -514,8 +514,31 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
     return stages
 
 
+def is_study_run(path: Path) -> bool:
+    """True when `path/config.yaml` is a resolved study config (its top-level keys)."""
+    import yaml
+
+    from ganforensics.study.config import defaults
+
+    try:
+        saved = yaml.safe_load((path / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(saved, dict) and set(saved) == set(defaults())
+
+
 def clear_owned(path: Path) -> None:
-    """Remove the folders and files a previous study wrote (used with --force)."""
+    """Remove the folders and files a previous study wrote (used with --force).
+
+    Only in a folder that holds a study run; anything else there is left alone.
+    """
+    if not is_study_run(path):
+        if any(path.iterdir()):
+            raise RunExistsError(
+                f"{path}: not empty and not a study run folder; --force only replaces study "
+                "runs, choose another --out"
+            )
+        return
     for name in OWNED_DIRS:
         p = path / name
         if p.is_dir():

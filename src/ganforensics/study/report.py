@@ -440,7 +440,7 @@ def key_numbers(results: Mapping[str, Any]) -> list[str]:
 
 def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
     out = [
-        "Small scale: GANs of a few hundred steps at "
+        f"Small scale: GANs of {cfg['gan']['steps']} generator steps at "
         f"{cfg['data']['size']}x{cfg['data']['size']} pixels trained on patches of about a "
         "dozen photographs; the papers train for days on tens of thousands of images "
         "(Chandrasegaran et al. 2021 used CelebA/LSUN at 128x128, Wang et al. 2020 ResNet-50 on "
@@ -450,9 +450,12 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         "points in AP or accuracy are within sampling noise.",
         "The CNN detector is the small architecture of this toolkit trained for a few epochs "
         "with the wang2020 augmentation recipe, not an ImageNet-pretrained ResNet-50.",
-        "Real patches were cut from JPEG-compressed photographs after antialiased "
-        "downscaling, while fakes are lossless PNG; the detectors could partly learn this "
-        "difference (the robustness grid helps to judge it).",
+        "Some of the real photographs are JPEG files (downscaled before patching so block "
+        "artifacts fade), while fakes are lossless PNG straight from the generator; detectors "
+        "could partly learn such differences (the robustness grid helps to judge it).",
+        "The CNN stops early on validation loss, not accuracy as in Wang et al. 2020 (with a "
+        "~200-image validation split accuracy saturates after one epoch), and uses the "
+        f"blur/JPEG probability p = {cfg['detectors']['cnn']['aug_prob']}.",
     ]
     q = results.get("sections", {}).get("quality", {}).get("tables", {}).get("tables/quality.csv")
     if q and not all(bool(r.get("standard_extractor")) for r in q):
