@@ -1,0 +1,73 @@
+"""GAN losses (`gan`, `lsgan`, `wgan`) and gradient penalties (`0-gp`, `1-gp`), DESIGN B3."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforensics.errors import ConfigError
+
+LOSSES = ("gan", "lsgan", "wgan")
+PENALTIES = ("none", "0-gp", "1-gp")
+GP_WEIGHT = 10.0
+
+
+def check_loss(loss: str, gp: str) -> None:
+    """Raise ConfigError for unknown names."""
+    if loss not in LOSSES:
+        raise ConfigError(f"loss: {loss!r} is not one of {', '.join(LOSSES)}")
+    if gp not in PENALTIES:
+        raise ConfigError(f"gp: {gp!r} is not one of {', '.join(PENALTIES)}")
+
+
+def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator (critic) loss, to be minimised."""
+    if loss == "gan":
+        return F.binary_cross_entropy_with_logits(
+            real_logits, torch.ones_like(real_logits)
+        ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    if loss == "lsgan":
+        return F.mse_loss(real_logits, torch.ones_like(real_logits)) + F.mse_loss(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+    if loss == "wgan":
+        return fake_logits.mean() - real_logits.mean()
+    raise ConfigError(f"loss: {loss!r} is not one of {', '.join(LOSSES)}")
+
+
+def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss (non-saturating for `gan`), to be minimised."""
+    if loss == "gan":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if loss == "lsgan":
+        return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
+    if loss == "wgan":
+        return -fake_logits.mean()
+    raise ConfigError(f"loss: {loss!r} is not one of {', '.join(LOSSES)}")
+
+
+def gradient_penalty(
+    disc: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    kind: str,
+    generator: torch.Generator,
+    weight: float = GP_WEIGHT,
+) -> torch.Tensor:
+    """Penalty on interpolates a*real + (1-a)*fake, a ~ U(0, 1) per sample.
+
+    `1-gp`: weight * (|g| - 1)^2; `0-gp`: weight * |g|^2 (zero-centred). `none`: 0.
+    """
+    if kind == "none":
+        return real.new_zeros(())
+    a = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device="cpu").to(real.device)
+    x = (a * real + (1 - a) * fake.detach()).requires_grad_(True)
+    out = disc(x)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    norm = g.flatten(1).norm(2, dim=1)
+    if kind == "1-gp":
+        return weight * ((norm - 1) ** 2).mean()
+    if kind == "0-gp":
+        return weight * (norm**2).mean()
+    raise ConfigError(f"gp: {kind!r} is not one of {', '.join(PENALTIES)}")

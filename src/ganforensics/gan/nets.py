@@ -1,0 +1,153 @@
+"""DCGAN-style generator and discriminator with a swappable last up-sampling block (DESIGN B3).
+
+The 13 published last-block setups (Chandrasegaran et al. 2021) are named as published:
+`BASELINE` (a strided transposed conv) and `X.n.k`: up-sample x2 by X (N nearest, B bilinear,
+Z zero insertion), then n plain convs of kernel k (nothing between them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforensics.errors import ConfigError
+
+LAST_BLOCKS: tuple[str, ...] = (
+    "BASELINE",
+    "N.1.3", "N.1.5", "N.1.7",
+    "Z.1.3", "Z.1.5", "Z.1.7",
+    "B.1.3", "B.1.5", "B.1.7",
+    "N.3.5", "Z.3.5", "B.3.5",
+)
+SIZES: tuple[int, ...] = (32, 64, 128)
+_BLOCK_RE = re.compile(r"^([NZB])\.([13])\.([357])$")
+
+
+def parse_last_block(name: str) -> tuple[str, int, int] | None:
+    """`"N.1.5"` -> `("N", 1, 5)`; `"BASELINE"` -> None. Raises ConfigError on other names."""
+    key = name.strip().upper()
+    if key == "BASELINE":
+        return None
+    m = _BLOCK_RE.match(key)
+    if not m:
+        raise ConfigError(
+            f"last_block: unknown setup {name!r}; choose one of {', '.join(LAST_BLOCKS)}"
+        )
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def _n_up(size: int) -> int:
+    if size not in SIZES:
+        raise ConfigError(f"size: {size} is not supported; choose one of 32, 64, 128")
+    return int(math.log2(size)) - 2
+
+
+class ZeroInsert(nn.Module):
+    """x2 up-sampling by zero insertion: input (i, j) goes to (2i, 2j), the rest is 0.
+
+    A fixed depthwise transposed conv with kernel [[1, 0], [0, 0]], stride 2 (not trained).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        k = torch.zeros(channels, 1, 2, 2)
+        k[:, 0, 0, 0] = 1.0
+        self.register_buffer("kernel", k, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.kernel, stride=2, groups=self.channels)
+
+
+def make_last_block(name: str, d: int) -> nn.Module:
+    """The last block mapping d channels at HxW to 3 channels at 2Hx2W (before Tanh)."""
+    spec = parse_last_block(name)
+    if spec is None:
+        return nn.ConvTranspose2d(d, 3, 4, 2, 1)
+    mode, n, k = spec
+    layers: list[nn.Module] = []
+    if mode == "N":
+        layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+    elif mode == "B":
+        layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True))
+    else:
+        layers.append(ZeroInsert(d))
+    widths = [d] * n + [3]
+    for i in range(n):
+        layers.append(nn.Conv2d(widths[i], widths[i + 1], k, 1, k // 2, bias=True))
+    return nn.Sequential(*layers)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02); norm scales N(1, 0.02), shifts 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """z (z_dim) -> RGB image in [-1, 1] of `size` x `size` with the chosen last block."""
+
+    def __init__(self, size: int = 32, last_block: str = "BASELINE", z_dim: int = 128,
+                 dim: int = 32):
+        super().__init__()
+        n_up = _n_up(size)
+        self.size, self.z_dim, self.dim = size, z_dim, dim
+        self.last_block_name = "BASELINE" if parse_last_block(last_block) is None \
+            else last_block.strip().upper()
+        widths = [min(dim * 2 ** (n_up - 1 - j), dim * 8) for j in range(n_up)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for j in range(n_up - 1):
+            layers += [
+                nn.ConvTranspose2d(widths[j], widths[j + 1], 4, 2, 1, bias=False),
+                nn.BatchNorm2d(widths[j + 1]),
+                nn.ReLU(True),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.last = make_last_block(self.last_block_name, widths[-1])
+        self.out = nn.Tanh()
+        _init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.body(z.view(z.shape[0], self.z_dim, 1, 1))
+        return self.out(self.last(x))
+
+
+class Discriminator(nn.Module):
+    """Image -> one logit per image. `norm` = "batch" (no gradient penalty) or "group" (GP)."""
+
+    def __init__(self, size: int = 32, norm: str = "batch", dim: int = 32):
+        super().__init__()
+        _n_up(size)
+        if norm not in ("batch", "group"):
+            raise ConfigError(f"norm: {norm!r} must be 'batch' or 'group'")
+        self.size, self.norm = size, norm
+        layers: list[nn.Module] = [nn.Conv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        width, res = dim, size // 2
+        while res > 4:
+            nxt = min(width * 2, dim * 16)
+            layers += [
+                nn.Conv2d(width, nxt, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(nxt) if norm == "batch" else nn.GroupNorm(1, nxt),
+                nn.LeakyReLU(0.2, True),
+            ]
+            width, res = nxt, res // 2
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0))
+        self.net = nn.Sequential(*layers)
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)

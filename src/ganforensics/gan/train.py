@@ -1,0 +1,259 @@
+"""GAN training loop with exact resume (DESIGN B3).
+
+Every random draw of step s comes from generators seeded by `derive_seed(seed, ..., s)`:
+real batches are slices of per-epoch permutations of the training set, latent vectors and
+gradient-penalty mixing weights are drawn per step. A checkpoint therefore only needs the
+networks, the Adam states and the step counter (the global torch RNG state is saved too), and a
+resumed run ends with exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import save_file
+
+from ganforensics import console
+from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from ganforensics.gan.config import GanConfig
+from ganforensics.gan.data import load_training_images
+from ganforensics.gan.losses import d_loss, g_loss, gradient_penalty
+from ganforensics.gan.nets import Discriminator, Generator
+from ganforensics.io.atomic import atomic_path, save_png_atomic, write_csv_atomic
+from ganforensics.io.runs import RunFolder
+from ganforensics.seeding import derive_seed
+
+GRID = 8  # fixed-noise sample grids are GRID x GRID
+LOSS_COLUMNS = ("step", "d_loss", "g_loss", "gp", "d_real", "d_fake", "seconds")
+
+
+class BatchSampler:
+    """Real-batch indices of D step t: a slice of the concatenated per-epoch permutations."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        self.n, self.batch, self.seed = n, batch, seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            rng = np.random.default_rng(derive_seed(self.seed, "gan-batches", epoch))
+            self._perms[epoch] = rng.permutation(self.n)
+        return self._perms[epoch]
+
+    def indices(self, t: int) -> np.ndarray:
+        pos = np.arange(t * self.batch, (t + 1) * self.batch)
+        epochs, offs = np.divmod(pos, self.n)
+        return np.array([self._perm(int(e))[o] for e, o in zip(epochs, offs, strict=True)])
+
+
+def _torch_gen(*parts: object) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(*parts))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Generator output (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3): uint8((x*.5+.5)*255)."""
+    y = ((x.detach().float().cpu() * 0.5 + 0.5) * 255).clamp(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def image_grid(images: np.ndarray, ncol: int = GRID, pad: int = 2) -> np.ndarray:
+    """Tile (N, H, W, 3) uint8 images into one grid image with grey padding."""
+    n, h, w, _ = images.shape
+    nrow = -(-n // ncol)
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 128, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h,
+             pad + c * (w + pad): pad + c * (w + pad) + w] = im
+    return grid
+
+
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+def _to_tensor(stack: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(stack).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
+
+
+def _write_losses(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_csv_atomic(path, pd.DataFrame(rows, columns=list(LOSS_COLUMNS)))
+
+
+def _read_losses(path: Path, upto: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    df = pd.read_csv(path)
+    return df[df["step"] <= upto].to_dict("records")
+
+
+def run_id_for(out: Path, cfg: dict[str, Any]) -> str:
+    """Run id: folder name + a short hash of the resolved config (incl. the data hash)."""
+    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{out.name}-{h}"
+
+
+def train_gan(
+    config: GanConfig,
+    data: Any,
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    force: bool = False,
+    stop_at_step: int | None = None,
+) -> Path:
+    """Train a GAN on real images; return the run folder.
+
+    `data`: a uint8 array (N, H, W, 3), a manifest CSV, a folder, a list of those, or a
+    manifest DataFrame (label-0 rows; split `train` when splits exist). The run folder holds
+    config.yaml, env.json, losses.csv, samples/step-*.png (fixed-noise grids),
+    checkpoints/step-*/ and, when finished, generator.safetensors + generator.json.
+    `resume=True` continues an existing run with the same config from its last checkpoint;
+    `force=True` starts over in an existing folder. `stop_at_step` stops early (after writing a
+    checkpoint) leaving a resumable run.
+    """
+    config.validate()
+    out = Path(out_dir)
+    stack, data_info = load_training_images(data, config.size)
+    cfg = {**config.to_dict(), "data": data_info}
+    run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
+                           resume=resume)
+    ckpt_root = run.path / "checkpoints"
+    if force:
+        import shutil
+
+        for name in ("checkpoints", "samples", "stages"):
+            shutil.rmtree(run.path / name, ignore_errors=True)
+        for name in ("generator.safetensors", "generator.json", "losses.csv"):
+            (run.path / name).unlink(missing_ok=True)
+    if run.stage_done("train") and (run.path / "generator.safetensors").exists():
+        console.info(f"{run.path}: training already finished; nothing to do")
+        return run.path
+
+    device = torch.device(config.device)
+    gen = Generator(config.size, config.last_block, config.z_dim, config.dim).to(device)
+    disc = Discriminator(config.size, config.d_norm, config.dim).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
+    modules = {"G": gen, "D": disc}
+    optims = {"opt_G": opt_g, "opt_D": opt_d}
+
+    start, elapsed = 0, 0.0
+    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, modules, optims)
+        start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
+        console.info(f"resuming {run.path} from step {start}")
+    loss_rows = _read_losses(run.path / "losses.csv", start)
+
+    real_all = _to_tensor(stack)
+    sampler = BatchSampler(len(stack), config.batch, config.seed)
+    fixed_z = torch.randn(GRID * GRID, config.z_dim, generator=_torch_gen(config.seed, "fixed"))
+    end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
+
+    def save_samples(step: int) -> None:
+        gen.eval()
+        with torch.no_grad():
+            imgs = to_uint8(gen(fixed_z.to(device)))
+        gen.train()
+        save_png_atomic(run.file(f"samples/step-{step:07d}.png"), image_grid(imgs))
+
+    def checkpoint(step: int) -> None:
+        _write_losses(run.file("losses.csv"), loss_rows)
+        save_checkpoint(ckpt_root, step, modules, optims, {"seconds": elapsed})
+
+    prog = console.make_progress() if progress else None
+    task = None
+    if prog is not None:
+        prog.start()
+        task = prog.add_task(f"train {config.generator_name}", total=config.steps,
+                             completed=start, info="")
+    t0 = time.perf_counter()
+    try:
+        with _deterministic():
+            for step in range(start, end):
+                for j in range(config.n_d):
+                    t = step * config.n_d + j
+                    real = real_all[torch.from_numpy(sampler.indices(t))].to(device)
+                    gen_ = _torch_gen(config.seed, "d-step", t)
+                    z = torch.randn(config.batch, config.z_dim, generator=gen_).to(device)
+                    with torch.no_grad():
+                        fake = gen(z)
+                    out_r, out_f = disc(real), disc(fake)
+                    loss_d = d_loss(config.loss, out_r, out_f)
+                    gp = gradient_penalty(disc, real, fake, config.gp, gen_, config.gp_weight)
+                    opt_d.zero_grad(set_to_none=True)
+                    (loss_d + gp).backward()
+                    opt_d.step()
+                z = torch.randn(config.batch, config.z_dim,
+                                generator=_torch_gen(config.seed, "g-step", step)).to(device)
+                loss_g = g_loss(config.loss, disc(gen(z)))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+                done = step + 1
+                now = time.perf_counter()
+                row = {
+                    "step": done, "d_loss": loss_d.item(), "g_loss": loss_g.item(),
+                    "gp": gp.item(), "d_real": out_r.mean().item(),
+                    "d_fake": out_f.mean().item(),
+                    "seconds": round(elapsed + now - t0, 3),
+                }
+                loss_rows.append(row)
+                if prog is not None and task is not None:
+                    prog.update(task, completed=done,
+                                info=f"D {row['d_loss']:.3f} G {row['g_loss']:.3f}")
+                if done % config.sample_every == 0 or done == config.steps:
+                    save_samples(done)
+                if done % config.checkpoint_every == 0 or done == end:
+                    elapsed += now - t0
+                    t0 = now
+                    checkpoint(done)
+    finally:
+        if prog is not None:
+            prog.stop()
+    if end < config.steps:
+        return run.path
+
+    total_s = float(loss_rows[-1]["seconds"]) if loss_rows else elapsed
+    meta = {
+        "kind": "gan-generator",
+        "generator": config.generator_name,
+        "run_id": run_id_for(run.path, cfg),
+        "arch": config.arch,
+        "last_block": config.last_block,
+        "size": config.size,
+        "z_dim": config.z_dim,
+        "dim": config.dim,
+        "seed": config.seed,
+        "steps": config.steps,
+        "train_seconds": round(total_s, 2),
+        "steps_per_s": round(config.steps / total_s, 3) if total_s > 0 else None,
+        "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
+        "config": cfg,
+    }
+    with atomic_path(run.path / "generator.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()},
+                  str(tmp))
+    run.write_json("generator.json", meta)
+    run.mark_stage_done("train", {"steps": config.steps})
+    return run.path

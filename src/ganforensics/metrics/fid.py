@@ -1,0 +1,295 @@
+"""Frechet Inception Distance (Heusel et al. 2017), DESIGN B4, plus feature statistics files.
+
+FID = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)). The trace term is computed in
+float64 from eigenvalues: Tr((S1 S2)^(1/2)) = sum sqrt(eig(A S2 A)) with A = S1^(1/2) from a
+symmetric eigendecomposition, so A S2 A is symmetric positive semi-definite and `eigvalsh`
+applies (no scipy `sqrtm`). Tiny negative eigenvalues (round-off) are clamped to 0; a
+non-finite result is retried with 1e-6 I added to both covariances.
+
+Stats files are `.npz` with `mu` and `sigma` (pytorch-fid compatible) plus `extractor`,
+`resize`, `count`, `meta_json` and optionally `features` (for KID).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganforensics import console
+from ganforensics.errors import InputError
+from ganforensics.io.atomic import atomic_path
+from ganforensics.io.images import iter_images
+from ganforensics.metrics.features import FeatureExtractor
+from ganforensics.metrics.kid import kid as kid_fn
+
+EPS = 1e-6
+LOSSY_FORMATS = ("JPEG", "JPG", "JPE", "JFIF", "WEBP")
+
+
+def _sqrtm_psd(s: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
+    a = _sqrtm_psd(s1)
+    m = a @ s2 @ a
+    m = (m + m.T) * 0.5
+    ev = np.linalg.eigvalsh(m)
+    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: Any, s1: Any, mu2: Any, s2: Any) -> float:
+    """Frechet distance between N(mu1, s1) and N(mu2, s2), float64, eigenvalue route."""
+    m1, m2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    c1, c2 = np.atleast_2d(np.asarray(s1, np.float64)), np.atleast_2d(np.asarray(s2, np.float64))
+    if m1.shape != m2.shape or c1.shape != c2.shape or c1.shape != (m1.size, m1.size):
+        raise InputError(
+            f"FID: mismatched statistics: mu {m1.shape} vs {m2.shape}, sigma {c1.shape} vs "
+            f"{c2.shape}"
+        )
+    diff = m1 - m2
+    tr1, tr2 = float(np.trace(c1)), float(np.trace(c2))
+    try:
+        tr_cov = _trace_sqrt_product(c1, c2)
+    except np.linalg.LinAlgError:
+        tr_cov = float("nan")
+    if not np.isfinite(tr_cov):
+        console.warn(f"FID: non-finite trace term; retrying with {EPS} I added to both "
+                     "covariances")
+        off = np.eye(c1.shape[0]) * EPS
+        tr_cov = _trace_sqrt_product(c1 + off, c2 + off)
+        tr1, tr2 = tr1 + EPS * c1.shape[0], tr2 + EPS * c1.shape[0]
+    fid = float(diff @ diff + tr1 + tr2 - 2.0 * tr_cov)
+    scale = 1e-9 * (abs(tr1) + abs(tr2) + 1.0)
+    if -scale < fid < 0.0:
+        fid = 0.0
+    return fid
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of (N, D) features; covariance with N - 1."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise InputError(f"FID: need at least 2 feature vectors, got shape {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+@dataclass
+class SetStats:
+    """Statistics of one image set: mean, covariance, optional features, metadata."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+    features: np.ndarray | None = None
+
+
+def save_stats(path: str | os.PathLike[str], stats: SetStats, with_features: bool = True
+               ) -> Path:
+    """Write a stats `.npz` atomically (pytorch-fid keys `mu`, `sigma` + metadata)."""
+    arrays: dict[str, Any] = {
+        "mu": stats.mu, "sigma": stats.sigma,
+        "extractor": np.array(str(stats.meta.get("extractor", "unknown"))),
+        "resize": np.array(str(stats.meta.get("preprocess", ""))),
+        "count": np.array(int(stats.meta.get("count", 0))),
+        "meta_json": np.array(json.dumps(stats.meta, default=str)),
+    }
+    if with_features and stats.features is not None:
+        arrays["features"] = stats.features.astype(np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return Path(path)
+
+
+def load_stats(path: str | os.PathLike[str]) -> SetStats:
+    """Read a stats `.npz` (ours or pytorch-fid's) without unpickling."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if "mu" not in z or "sigma" not in z:
+                raise InputError(f"{p}: stats file lacks 'mu' and 'sigma'")
+            meta: dict[str, Any] = {}
+            if "meta_json" in z:
+                meta = json.loads(str(z["meta_json"]))
+            elif "extractor" in z:
+                meta = {"extractor": str(z["extractor"])}
+            feats = z["features"].astype(np.float64) if "features" in z else None
+            return SetStats(z["mu"].astype(np.float64), z["sigma"].astype(np.float64),
+                            meta, feats)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: not a readable stats .npz ({str(exc).splitlines()[0]})") from None
+
+
+def file_list_hash(paths: list[str]) -> str:
+    """SHA-256 over (path, size, mtime) of each file in order: the stats-cache key part."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """`$GANFORENSICS_CACHE` or `~/.cache/ganforensics`, subfolder `fid-stats`."""
+    root = os.environ.get("GANFORENSICS_CACHE") or Path.home() / ".cache" / "ganforensics"
+    return Path(root) / "fid-stats"
+
+
+def _lossy_count(df: pd.DataFrame) -> int:
+    fmt = df["format"].astype(str).str.upper() if "format" in df.columns else None
+    suffix = df["abspath"].astype(str).str.rsplit(".", n=1).str[-1].str.upper()
+    lossy = suffix.isin(LOSSY_FORMATS)
+    if fmt is not None:
+        lossy |= fmt.isin(LOSSY_FORMATS)
+    return int(lossy.sum())
+
+
+def _warn_small(n: int, dim: int, name: str) -> list[str]:
+    if n < dim:
+        msg = (f"{name}: {n} images < feature dimension {dim}: the covariance is rank-deficient "
+               "and FID is strongly biased; compare only numbers computed with equal N")
+        console.warn(msg)
+        return [msg]
+    return []
+
+
+def stats_for_images(images: np.ndarray, extractor: FeatureExtractor, batch: int = 50,
+                     name: str = "images") -> SetStats:
+    """Stats of an in-memory uint8 stack (N, H, W, 3) (no cache)."""
+    from ganforensics.metrics.features import compute_features
+
+    feats = compute_features(images, extractor, batch)
+    mu, sigma = feature_stats(feats)
+    warnings = _warn_small(len(feats), extractor.dim, name)
+    meta = {**extractor.describe(), "count": len(feats), "input": name, "warnings": warnings}
+    return SetStats(mu, sigma, meta, feats)
+
+
+def stats_for_input(
+    inp: str | os.PathLike[str],
+    extractor: FeatureExtractor,
+    *,
+    batch: int = 50,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> SetStats:
+    """Stats of a folder, manifest CSV or image file (cached), or a stats `.npz` (loaded).
+
+    The cache key combines the extractor (name, weights digest, preprocessing) and the hash of
+    the decoded file list (paths, sizes, mtimes). Unreadable images are skipped and reported.
+    """
+    p = Path(inp)
+    if p.suffix.lower() == ".npz":
+        st = load_stats(p)
+        if "extractor" not in st.meta:
+            console.warn(f"{p}: stats without metadata (e.g. pytorch-fid's); assuming they were "
+                         f"computed with {extractor.name}")
+            st.meta["extractor"] = extractor.name
+        st.meta.setdefault("input", str(p))
+        return st
+    from ganforensics.gan.data import collect
+
+    df = collect([p])
+    if "error" in df.columns:
+        df = df[df["error"].isna() | (df["error"].astype(str) == "")]
+    paths = [str(a) for a in df["abspath"]]
+    if not paths:
+        raise InputError(f"{p}: no images found")
+    warnings: list[str] = []
+    lossy = _lossy_count(df)
+    if lossy:
+        msg = (f"{p}: {lossy} of {len(paths)} images are lossy (JPEG/WebP): compression "
+               "artefacts change the features; compare like with like")
+        console.warn(msg)
+        warnings.append(msg)
+    cache_file = None
+    if use_cache:
+        key = hashlib.sha256(f"{extractor.cache_id}|{file_list_hash(paths)}".encode()
+                             ).hexdigest()[:20]
+        cache_file = Path(cache_dir or default_cache_dir()) / f"{extractor.cache_id}-{key}.npz"
+        if cache_file.exists():
+            st = load_stats(cache_file)
+            st.meta["cached"] = str(cache_file)
+            st.meta["warnings"] = warnings + _warn_small(len(st.features) if st.features is not
+                                                         None else int(st.meta.get("count", 0)),
+                                                         extractor.dim, str(p))
+            return st
+    feats, bad = [], []
+    chunk: list[np.ndarray] = []
+    it = iter_images(paths)
+    if progress:
+        it = console.track(it, f"features {p.name}", total=len(paths))
+    for i, arr, err in it:
+        if arr is None:
+            bad.append(f"{paths[i]}: {err}")
+            continue
+        chunk.append(arr)
+        if len(chunk) >= batch:
+            feats.append(extractor(chunk))
+            chunk = []
+    if chunk:
+        feats.append(extractor(chunk))
+    for b in bad[:5]:
+        console.warn(f"skipped {b}")
+    if not feats:
+        raise InputError(f"{p}: none of the {len(paths)} images could be decoded")
+    f = np.concatenate(feats)
+    mu, sigma = feature_stats(f)
+    warnings += _warn_small(len(f), extractor.dim, str(p))
+    meta = {**extractor.describe(), "count": len(f), "input": str(p), "skipped": len(bad),
+            "lossy": lossy, "warnings": warnings}
+    st = SetStats(mu, sigma, meta, f)
+    if cache_file is not None:
+        save_stats(cache_file, st)
+    return st
+
+
+def compare(
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
+    extractor: FeatureExtractor,
+    *,
+    with_kid: bool = False,
+    batch: int = 50,
+    cache_dir: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    seed: int = 2021,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """FID (and KID) between two inputs; a JSON-ready result dict labelled by extractor."""
+    sa = stats_for_input(a, extractor, batch=batch, cache_dir=cache_dir, use_cache=use_cache,
+                         progress=progress)
+    sb = stats_for_input(b, extractor, batch=batch, cache_dir=cache_dir, use_cache=use_cache,
+                         progress=progress)
+    for s, src in ((sa, a), (sb, b)):
+        used = s.meta.get("extractor")
+        if used not in (extractor.name, None):
+            raise InputError(f"{src}: stats were computed with extractor {used!r}, not "
+                             f"{extractor.name!r}")
+    res: dict[str, Any] = {
+        **extractor.describe(),
+        "fid": frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma),
+        "a": {"input": str(a), "count": sa.meta.get("count")},
+        "b": {"input": str(b), "count": sb.meta.get("count")},
+        "warnings": list(sa.meta.get("warnings", [])) + list(sb.meta.get("warnings", [])),
+    }
+    if with_kid:
+        if sa.features is None or sb.features is None:
+            raise InputError("KID needs features; a stats .npz without `features` cannot be used "
+                             "with --kid")
+        mean, std = kid_fn(sa.features, sb.features, kid_subsets, kid_subset_size, seed)
+        res.update(kid=mean, kid_std=std, kid_subsets=kid_subsets,
+                   kid_subset_size=min(kid_subset_size, len(sa.features), len(sb.features)),
+                   kid_seed=seed)
+    return res
