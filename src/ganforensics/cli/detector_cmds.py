@@ -84,7 +84,9 @@ def train_cmd(
     summary = {"out": str(out_dir), "kind": det.kind, "threshold": det.threshold,
                "arch": det.meta.get("arch"), "metrics": det.meta.get("metrics")}
     if as_json:
-        out(json.dumps(summary, default=str))
+        from ganforensics.io.atomic import to_json
+
+        out(json.dumps(json.loads(to_json(summary))))
     else:
         out(f"saved {det.kind} detector to {out_dir} (threshold {det.threshold:.4f})")
 

@@ -219,17 +219,20 @@ def train_cnn_detector(
     resume: bool = True,
     force: bool = False,
     workers: int = 2,
+    epochs: int | None = None,
 ) -> CNNDetector:
     """Train a CNN detector with a B5 recipe and save it (safetensors + JSON) in `out_dir`.
 
     `train` / `val`: manifest path, manifest DataFrame, or `(images, labels)`. Without `val`,
-    `recipe.val_fraction` of the training sources is held out. `crop_size` defaults to the
+    `recipe.val_fraction` of the training sources is held out. `epochs` is an alias of
+    `max_epochs`. `crop_size` defaults to the
     architecture's input size, reduced to the smallest training image side. `aug_prob` sets
     wang2020's p (0.5 or 0.1). With `out_dir`, a checkpoint is written atomically after every
     epoch and an interrupted run resumes from it (`resume=True`); a finished run is loaded.
     """
     spec = get_spec(arch)
-    rec = get_recipe(recipe, batch_size=batch_size, aug_prob=aug_prob, max_epochs=max_epochs)
+    rec = get_recipe(recipe, batch_size=batch_size, aug_prob=aug_prob,
+                     max_epochs=max_epochs if max_epochs is not None else epochs)
     dev = torch.device(device)
     train_set = as_image_set(train, "training data", workers=workers)
     if len(train_set) == 0:
