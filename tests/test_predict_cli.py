@@ -41,6 +41,7 @@ def _hostile_folder(root, rng):
     chunk = b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     raw[8:33] = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
     (root / "bomb.png").write_bytes(bytes(raw))
+    Image.new("RGB", (4, 4)).save(root / "x.ico", format="ICO")
     return root
 
 
@@ -53,7 +54,8 @@ def test_predict_over_hostile_folder_gives_one_row_per_file(tmp_path, rng, model
     df = pd.read_csv(out, keep_default_na=False)
     assert list(df.columns) == ["path", "prob_fake", "logit", "decision", "error"]
     names = sorted(p.split("/")[-1] for p in df["path"])
-    assert names == sorted(p.name for p in folder.iterdir())
+    # a folder yields every file with an image suffix (x.ico is not one)
+    assert names == sorted(p.name for p in folder.iterdir() if p.suffix != ".ico")
     by = df.set_index(df["path"].str.split("/").str[-1])
     for bad, needle in (("empty.png", "empty"), ("truncated.jpg", "truncated"),
                         ("text.png", "not a recognised"), ("bomb.png", "too large")):
@@ -67,6 +69,15 @@ def test_predict_over_hostile_folder_gives_one_row_per_file(tmp_path, rng, model
         assert float(by.loc[good, "prob_fake"]) == pytest.approx(sigmoid(logit), abs=1e-6)
         assert by.loc[good, "decision"] == ("fake" if sigmoid(logit) >= 0.5 else "real")
     assert "could not be scored" in res.output
+    # files named explicitly always get a row, even when missing or not an image
+    out2 = tmp_path / "named.csv"
+    res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder / "x.ico"),
+                                   str(folder / "good1.png"), str(tmp_path / "missing.png"),
+                                   "--out", str(out2)])
+    assert res.exit_code == 1, res.output
+    named = pd.read_csv(out2, keep_default_na=False)
+    assert len(named) == 3 and "unsupported" in named.loc[0, "error"]
+    assert named.loc[1, "error"] == "" and "not found" in named.loc[2, "error"]
 
 
 def test_threshold_override_and_jsonl(tmp_path, rng, model_dir):

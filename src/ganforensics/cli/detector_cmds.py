@@ -152,12 +152,20 @@ def predict_cmd(
     det = load_detector(model)
     if device != "cpu" and hasattr(det, "to"):
         det.to(device)
-    rows = collect_inputs([str(p) for p in inputs])
-    col = "abspath" if "abspath" in rows.columns else "path"
-    errs = rows["error"].tolist() if "error" in rows.columns else None
-    errs = [e if isinstance(e, str) and e else None for e in errs] if errs else None
-    table = predict_paths(det, rows[col].astype(str).tolist(), threshold=threshold,
-                          batch_size=batch_size, workers=workers, errors=errs)
+    paths: list[str] = []
+    errs: list[str | None] = []
+    for item in inputs:
+        if item.is_dir() or (item.is_file() and item.suffix.lower() == ".csv"):
+            rows = collect_inputs([str(item)])
+            col = "abspath" if "abspath" in rows.columns else "path"
+            paths += rows[col].astype(str).tolist()
+            found = rows["error"].tolist() if "error" in rows.columns else [None] * len(rows)
+            errs += [e if isinstance(e, str) and e else None for e in found]
+        else:  # a file named explicitly: scored, or an error row (missing, not an image)
+            paths.append(str(item))
+            errs.append(None)
+    table = predict_paths(det, paths, threshold=threshold, batch_size=batch_size,
+                          workers=workers, errors=errs)
     if out_file is None:
         table.to_csv(sys.stdout, index=False)
     else:
