@@ -188,3 +188,23 @@ def test_cli_train_from_manifests(tmp_path):
     assert det.meta["train_manifest_sha256"] and det.input_size == 36
     res = CliRunner().invoke(app, ["detector", "train", "--arch", "small"])
     assert res.exit_code == 2 and "--train" in res.output
+
+
+def test_khan2019_without_val_holds_out_30_percent_of_sources(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(10):  # 10 source photos, 4 patches each
+        for j in range(4):
+            lab = j % 2
+            im = np.clip(rng.normal(100 + 40 * lab, 20, (20, 20, 3)), 0, 255).astype(np.uint8)
+            p = tmp_path / f"s{s}_{j}.png"
+            Image.fromarray(im).save(p)
+            rows.append({"path": p.name, "abspath": str(p), "label": lab, "source": f"photo{s}",
+                         "generator": "real" if lab == 0 else "toy"})
+    df = pd.DataFrame(rows)
+    det = train_cnn_detector("small", "khan2019", df, None, None, max_epochs=1, batch_size=8,
+                             progress=False)
+    assert det.meta["n_val"] == 12 and det.meta["n_train"] == 28  # 3 of 10 sources
+    assert det.meta["recipe"] == "khan2019" and "held out 30%" in det.meta["validation"]
+    split_tr, split_va = train_mod._split_train_val(train_mod.as_image_set(df), 0.3, 2021)
+    assert not set(split_tr.sources) & set(split_va.sources)
