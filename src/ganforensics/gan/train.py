@@ -150,8 +150,10 @@ def train_gan(
         return run.path
 
     device = torch.device(config.device)
-    gen = Generator(config.size, config.last_block, config.z_dim, config.dim).to(device)
-    disc = Discriminator(config.size, config.d_norm, config.dim).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "gan-init"))
+        gen = Generator(config.size, config.last_block, config.z_dim, config.dim).to(device)
+        disc = Discriminator(config.size, config.d_norm, config.dim).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
     modules = {"G": gen, "D": disc}

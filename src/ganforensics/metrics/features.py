@@ -74,7 +74,7 @@ class FeatureExtractor:
             if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
                 raise InputError(f"features: images must be uint8 (H, W, 3), got {a.dtype} "
                                  f"{a.shape}")
-            t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+            t = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float()
             xs.append(self.to_input(t))
         with torch.no_grad():
             out = self.network(torch.cat(xs))
