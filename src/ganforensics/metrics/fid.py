@@ -1,10 +1,11 @@
 """Frechet Inception Distance (Heusel et al. 2017), DESIGN B4, plus feature statistics files.
 
 FID = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)). The trace term is computed in
-float64 from eigenvalues: Tr((S1 S2)^(1/2)) = sum sqrt(eig(A S2 A)) with A = S1^(1/2) from a
-symmetric eigendecomposition, so A S2 A is symmetric positive semi-definite and `eigvalsh`
-applies (no scipy `sqrtm`). Tiny negative eigenvalues (round-off) are clamped to 0; a
-non-finite result is retried with 1e-6 I added to both covariances.
+float64 from eigenvalues: Tr((S1 S2)^(1/2)) = sum sqrt(eig(A^T S2 A)) with A A^T = S1 (A the
+Cholesky factor, or S1^(1/2) from a symmetric eigendecomposition when S1 is singular), so
+A^T S2 A is symmetric positive semi-definite and `eigvalsh` applies (no scipy `sqrtm`). Tiny
+negative eigenvalues (round-off) are clamped to 0; a non-finite result is retried with 1e-6 I
+added to both covariances.
 
 Stats files are `.npz` with `mu` and `sigma` (pytorch-fid compatible) plus `extractor`,
 `resize`, `count`, `meta_json` and optionally `features` (for KID).
@@ -39,8 +40,16 @@ def _sqrtm_psd(s: np.ndarray) -> np.ndarray:
 
 
 def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
-    a = _sqrtm_psd(s1)
-    m = a @ s2 @ a
+    """Tr((S1 S2)^(1/2)) = sum sqrt(eig(A^T S2 A)) for any A with A A^T = S1.
+
+    A is the Cholesky factor when S1 is positive definite (fast), else the symmetric square
+    root from `eigh` (works for singular S1, e.g. fewer images than feature dimensions).
+    """
+    try:
+        a = np.linalg.cholesky(s1)
+    except np.linalg.LinAlgError:
+        a = _sqrtm_psd(s1)
+    m = a.T @ s2 @ a
     m = (m + m.T) * 0.5
     ev = np.linalg.eigvalsh(m)
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
