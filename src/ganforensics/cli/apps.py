@@ -40,7 +40,7 @@ def _app(help_text: str, no_args_is_help_override: bool = False, **kwargs: objec
         no_args_is_help=not no_args_is_help_override,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode="markdown",
         context_settings={"help_option_names": ["-h", "--help"]},
         **kwargs,  # type: ignore[arg-type]
     )
@@ -49,7 +49,7 @@ def _app(help_text: str, no_args_is_help_override: bool = False, **kwargs: objec
 app = _app(
     "Forensics of CNN-generated (GAN) images: build honest real/fake datasets, train small GANs "
     "with swappable up-sampling, train and evaluate spectral and CNN detectors, explain them.\n\n"
-    "Start with [bold]ganforensics demo[/bold]: it runs the whole study on the embedded photos "
+    "Start with **ganforensics demo**: it runs the whole study on the embedded photos "
     "and writes an HTML report.",
     epilog=EXIT_CODES_HELP,
 )

@@ -65,8 +65,8 @@ def scan_cmd(
     """Import a folder of real/fake images into a manifest CSV, decoding every file.
 
     Recognised layouts (folder names case-insensitive): CNNDetection
-    root/<generator>\\[/<class>]/{0_real,1_fake}; plain real/ + fake/ (also one level down,
-    generator = that folder); GenImage root/<generator>/{train,val}/{nature,ai}. Images
+    `root/<generator>[/<class>]/{0_real,1_fake}`; plain real/ + fake/ (also one level down,
+    generator = that folder); GenImage `root/<generator>/{train,val}/{nature,ai}`. Images
     outside class folders get an empty (unknown) label. Every file gets one row; a file that
     cannot be decoded gets its one-line reason in the `error` column. A summary goes to stderr.
 
@@ -240,7 +240,7 @@ def perturb_cmd(
     ),
     ops: list[str] = typer.Option(
         ..., "--op", help="A perturbation, repeatable, applied in order: jpeg:Q, webp:Q, "
-        "blur:SIGMA, resize:SCALE\\[:FILTER], crop:N, noise:STD, grayscale.",
+        "blur:SIGMA, resize:SCALE[:FILTER], crop:N, noise:STD, grayscale.",
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output run folder."),
     workers: int = typer.Option(2, help="Decoding threads."),

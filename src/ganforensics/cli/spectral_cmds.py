@@ -86,7 +86,7 @@ def compute_cmd(
     as in `data scan`; a folder of unlabelled images is one group named after the folder.
     Stores per group the per-image profiles of the chosen variant(s) with their frequency axis
     (fraction of Nyquist), the mean 2-D log spectrum, the image paths and (with --decay) the
-    \\[b, y_i, y_f] decay features, plus the settings. Read it with `spectrum plot`.
+    `[b, y_i, y_f]` decay features, plus the settings. Read it with `spectrum plot`.
 
     Example: ganforensics spectrum compute data/real data/fake.csv --out spectra.npz
     """
