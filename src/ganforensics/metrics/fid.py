@@ -77,7 +77,7 @@ def frechet_distance(mu1: Any, s1: Any, mu2: Any, s2: Any) -> float:
         tr_cov = _trace_sqrt_product(c1 + off, c2 + off)
         tr1, tr2 = tr1 + EPS * c1.shape[0], tr2 + EPS * c1.shape[0]
     fid = float(diff @ diff + tr1 + tr2 - 2.0 * tr_cov)
-    scale = 1e-9 * (abs(tr1) + abs(tr2) + 1.0)
+    scale = 1e-6 * (abs(tr1) + abs(tr2) + 1.0)
     if -scale < fid < 0.0:
         fid = 0.0
     return fid
