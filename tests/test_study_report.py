@@ -131,3 +131,15 @@ def test_html_escapes_text() -> None:
     page = rep.to_html()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;" in page and "0.123" in page
+
+
+def test_spectral_discrepancy_uses_the_top_band_only() -> None:
+    from ganforensics.study.pipeline import spectral_discrepancy
+
+    real = np.zeros((3, 8))
+    fake = np.zeros((4, 8))
+    fake[:, :6] = 50.0  # differences below the top quarter do not count
+    fake[:, 6:] = [-2.0, 4.0]
+    assert spectral_discrepancy(real, fake, 0.25) == 3.0
+    assert spectral_discrepancy(real, fake, 0.25, signed=True) == 1.0
+    assert spectral_discrepancy(real, fake, 1.0) == (6 * 50 + 6) / 8

@@ -287,8 +287,10 @@ CAPTIONS = {
                "splits, never seen by the GANs). Lower is closer to the real distribution.",
     "spectra": "Spectral discrepancy: the mean absolute difference between the mean durall "
                "profile of each setup's fakes and that of the real test patches, over the top "
-               "quarter of frequencies (units of 20 ln|F|). Larger means stronger high-frequency "
-               "artifacts.",
+               "quarter of frequencies (units of 20 ln|F|). Larger means the fakes' high "
+               "frequencies depart more from real ones; signed_difference > 0 is excess energy "
+               "(e.g. transposed-conv or zero-insertion checkerboards), < 0 a deficit (smoothing "
+               "up-samplers).",
     "detection": "Each detector scored on the test reals plus the test fakes of one setup "
                  "(rows), threshold calibrated on the validation split. AP and AUC are "
                  "threshold-free; accuracies use the calibrated threshold.",
@@ -333,7 +335,8 @@ def views(sec_id: str, df: pd.DataFrame, setups: Sequence[str]
                             "feature_dim", "extractor") if c in has]
         return [(_order(df[cols], "setup", setups), CAPTIONS["quality"])]
     if sec_id == "spectra":
-        cols = [c for c in ("setup", "discrepancy", "n_real", "n_fake", "profile") if c in has]
+        cols = [c for c in ("setup", "discrepancy", "signed_difference", "n_real", "n_fake",
+                            "profile") if c in has]
         return [(_order(df[cols], "setup", setups), CAPTIONS["spectra"])]
     if sec_id == "detection" and {"detector", "generator", "ap"} <= has:
         d = df[df["generator"].astype(str) != "all"]
