@@ -102,7 +102,8 @@ class Section:
     def table(self, df: pd.DataFrame, caption: str, source: str | None = None) -> Section:
         """A table with a caption saying what it shows and the file its numbers come from."""
         head = "".join(
-            f'<th class="{"t" if df[c].dtype == object else ""}">{html.escape(str(c))}</th>'
+            f'<th class="{"t" if not pd.api.types.is_numeric_dtype(df[c]) else ""}">'
+            f"{html.escape(str(c))}</th>"
             for c in df.columns
         )
         rows = []
@@ -451,6 +452,9 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         "not the published values.",
         "Sample sizes are small (see the counts in the data section); differences of a few "
         "points in AP or accuracy are within sampling noise.",
+        f"FF-RS masks the top {cfg['explain']['top_k']} maps of the small CNN's few hundred "
+        "feature maps (Chandrasegaran et al. 2022: 114 of ResNet-50's 26,560); with a detector "
+        "this small, masking effects can go either way.",
         "The CNN detector is the small architecture of this toolkit trained for a few epochs "
         "with the wang2020 augmentation recipe, not an ImageNet-pretrained ResNet-50.",
         "Some of the real photographs are JPEG files (downscaled before patching so block "
