@@ -11,8 +11,9 @@ Presets (DESIGN B3):
 - `ttur-wgan-gp`: the TTUR authors' WGAN-GP setting: `1-gp`, lr_d = 3e-4, lr_g = 1e-4,
   betas (0, 0.9), one critic step.
 
-`DEFAULT_STEPS` is the default training budget, measured to give image-like samples on the
-embedded photo patches at 32x32 in about a minute and a half on a 2-core CPU (docs/gan.md).
+`DEFAULT_STEPS` (1200) is the default training budget: at 32x32, batch 64, on photo patches it
+gives samples with photo-like colour regions, gradients and textures (not noise) in about
+2 minutes (BASELINE) to 3 minutes (N.1.5) with 2 CPU threads; see docs/gan.md.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ganforensics.gan.losses import check_loss
 from ganforensics.gan.nets import parse_last_block
 from ganforensics.seeding import DEFAULT_SEED
 
-DEFAULT_STEPS = 1500
+DEFAULT_STEPS = 1200
 DEFAULT_BATCH = 64
 
 
