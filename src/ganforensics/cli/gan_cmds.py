@@ -59,7 +59,7 @@ def train_cmd(
     Progress with losses goes to stderr; the run folder path to stdout.
 
     Example: ganforensics gan train --data patches/manifest.csv --arch dcgan
-    --last-block N.1.5 --size 32 --steps 1500 --out runs/dcgan-N.1.5
+    --last-block N.1.5 --size 32 --steps 1200 --out runs/dcgan-N.1.5
     """
     from ganforensics.gan.config import preset
     from ganforensics.gan.train import train_gan
