@@ -21,7 +21,7 @@ def test_thirteen_setups() -> None:
     assert len(LAST_BLOCKS) == 13 and len(set(LAST_BLOCKS)) == 13
 
 
-@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("size", [32, 64, pytest.param(128, marks=pytest.mark.slow)])
 def test_all_last_blocks_build(size: int) -> None:
     z = torch.randn(2, 128)
     for name in LAST_BLOCKS:

@@ -76,6 +76,7 @@ def test_run_folder_contents(tmp_path: Path) -> None:
         train_gan(_tiny(steps=7), _patches(), run, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["dcgan", "wgan-gp"])
 def test_resume_equals_uninterrupted(tmp_path: Path, arch: str) -> None:
     kw = {"n_d": 2} if arch == "wgan-gp" else {}
