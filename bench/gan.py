@@ -40,6 +40,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = photo_patches()
     print(f"32x32, batch 64, dcgan preset, {args.steps} steps, torch threads {args.threads}")
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up: one-off kernel/alloc set-up costs
+        train_gan(preset("dcgan", steps=5, checkpoint_every=5, sample_every=5), data,
+                  f"{tmp}/warm", progress=False)
     for block in args.blocks:
         cfg = preset("dcgan", last_block=block, steps=args.steps, checkpoint_every=args.steps,
                      sample_every=args.steps)

@@ -13,7 +13,7 @@ Presets (DESIGN B3):
 
 `DEFAULT_STEPS` (1200) is the default training budget: at 32x32, batch 64, on photo patches it
 gives samples with photo-like colour regions, gradients and textures (not noise) in about
-2 minutes (BASELINE) to 3 minutes (N.1.5) with 2 CPU threads; see docs/gan.md.
+70 s (BASELINE) to 100 s (N.1.5) on an idle 2-core CPU; see docs/gan.md.
 """
 
 from __future__ import annotations
