@@ -93,13 +93,14 @@ def test_resume_equals_uninterrupted(tmp_path: Path, arch: str) -> None:
         _assert_same(_weights(straight), _weights(other))
 
 
-_KILL_SCRIPT = """
+_RUN_SCRIPT = """
 import os, signal, sys, numpy as np
 from ganforensics.gan import checkpoint, train
+kill_at = int(sys.argv[3])
 orig = checkpoint.save_checkpoint
 def save_then_die(root, step, *a, **k):
     p = orig(root, step, *a, **k)
-    if step == 4:
+    if step == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
     return p
 train.save_checkpoint = save_then_die
@@ -109,17 +110,26 @@ train.train_gan(cfg, np.load(sys.argv[1]), sys.argv[2], progress=False)
 """
 
 
+def _run_training(tmp_path: Path, out: str, kill_at: int) -> subprocess.CompletedProcess:
+    """Train in a fresh process (same thread count and global torch state for every run)."""
+    env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-c", _RUN_SCRIPT, str(tmp_path / "p.npy"),
+                           str(tmp_path / out), str(kill_at)], env=env, capture_output=True,
+                          timeout=120)
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path: Path) -> None:
     np.save(tmp_path / "p.npy", _patches())
-    env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
-    proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "p.npy"),
-                           str(tmp_path / "b")], env=env, capture_output=True, timeout=120)
+    proc = _run_training(tmp_path, "b", kill_at=4)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-500:]
     assert not (tmp_path / "b" / "generator.safetensors").exists()
-    resumed = train_gan(_tiny(), _patches(), tmp_path / "b", progress=False)
-    straight = train_gan(_tiny(), _patches(), tmp_path / "a", progress=False)
-    _assert_same(_weights(straight), _weights(resumed))
+    resumed = _run_training(tmp_path, "b", kill_at=-1)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-500:]
+    assert "from step 4" in resumed.stderr.decode()
+    straight = _run_training(tmp_path, "a", kill_at=-1)
+    assert straight.returncode == 0, straight.stderr.decode()[-500:]
+    _assert_same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
 
 
 def test_batch_sampler_covers_each_epoch() -> None:

@@ -15,7 +15,7 @@ def test_defaults_resolve_with_the_five_setups() -> None:
     cfg = load_config()
     names = [s["name"] for s in cfg["gan"]["setups"]]
     assert names == ["BASELINE", "N.1.5", "B.1.5", "Z.1.5", "N.3.5"]
-    assert all(s["preset"] == "dcgan" for s in cfg["gan"]["setups"])
+    assert all(s["preset"] == "ttur" for s in cfg["gan"]["setups"])  # DCGAN nets, TTUR lrs
     assert cfg["detectors"]["train_setup"] == "BASELINE"
 
 
