@@ -159,3 +159,47 @@ def test_spectral_detector_train_and_predict_through_the_shared_verbs(tmp_path, 
     assert len(table) == 16
     labels = df[df.split == "val"]["label"].to_numpy()
     assert ((table["decision"] == "fake").to_numpy() == (labels == 1)).mean() >= 0.9
+
+
+def _randomise_batchnorm(model: torch.nn.Module) -> None:
+    """Non-trivial BatchNorm statistics, so folding them into the convs changes the weights."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+
+
+@pytest.mark.parametrize("arch,size", [("small", 32), ("resnet18", 64)])
+def test_fused_copy_gives_same_logits_and_leaves_the_original_alone(rng, arch, size):
+    torch.manual_seed(0)
+    model = build_model(arch)
+    _randomise_batchnorm(model)
+    det = CNNDetector(model, arch, input_size=size)
+    images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(5)]
+    fused = det.fused()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in det.model.modules())
+    assert n_bn > 0
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules()) < n_bn
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in det.model.modules()) == n_bn
+    np.testing.assert_allclose(fused.logits(images), det.logits(images), rtol=1e-4, atol=1e-4)
+    assert fused.threshold == det.threshold and fused.arch == det.arch
+
+
+def test_cpu_chunking_matches_one_pass(rng, monkeypatch):
+    import ganforensics.detectors.cnn.model as model_mod
+
+    torch.manual_seed(0)
+    det = CNNDetector(build_model("small"), "small", input_size=32, batch_size=16)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(7)]
+    whole = det.logits(images)
+    calls = []
+    forward = det.model.forward
+    monkeypatch.setattr(det.model, "forward", lambda x: calls.append(len(x)) or forward(x))
+    monkeypatch.setattr(model_mod, "CPU_CHUNK_PIXELS", 3 * 32 * 32)
+    chunked = det.logits(images)
+    assert calls == [3, 3, 1]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)

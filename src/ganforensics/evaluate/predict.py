@@ -72,6 +72,8 @@ def predict_paths(
     `errors` may carry known errors per path (e.g. from a manifest); those files are skipped.
     """
     thr = float(detector.threshold if threshold is None else threshold)
+    if hasattr(detector, "fused"):
+        detector = detector.fused()  # BatchNorm folded into convs: same logits, less work
     if hasattr(detector, "batch_size"):
         detector.batch_size = int(batch_size)  # CNNDetector sub-batches by this
     paths = [os.fspath(p) for p in paths]

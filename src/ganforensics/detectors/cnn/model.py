@@ -18,6 +18,7 @@ from ganforensics.io.atomic import atomic_path, write_json_atomic
 
 FORMAT_VERSION = 1
 CROP_POLICIES = ("center", "none")
+CPU_CHUNK_PIXELS = 4 * 256 * 256  # images x pixels per forward pass on CPU
 
 
 def center_crop_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
@@ -148,9 +149,38 @@ class CNNDetector:
 
     @torch.inference_mode()
     def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N,) for a preprocessed batch (channels-last on the model's device)."""
+        """Logits (N,) for a preprocessed batch (channels-last on the model's device).
+
+        On CPU the batch runs in chunks of at most `CPU_CHUNK_PIXELS` pixels, so activations
+        stay in cache (ResNet-50 at 256 px: 4 images a chunk, about 1.4x the throughput of 32).
+        """
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return self.model(x).reshape(-1).float()
+        step = len(x)
+        if self.device.type == "cpu" and len(x):
+            step = max(1, CPU_CHUNK_PIXELS // (x.shape[2] * x.shape[3]))
+        outs = [self.model(x[s : s + step]).reshape(-1) for s in range(0, len(x), step)]
+        return (torch.cat(outs) if outs else x.new_zeros(0)).float()
+
+    def fused(self) -> CNNDetector:
+        """A copy for inference only, with each BatchNorm folded into the conv before it.
+
+        Same logits up to float rounding, fewer passes over memory. Feature maps differ
+        (conv outputs now include the BatchNorm), so `explain` keeps using the original.
+        Models that torch.fx cannot trace are copied unfused.
+        """
+        import copy
+
+        from torch.fx.experimental.optimization import fuse
+
+        model = self.model.eval()
+        try:
+            folded = fuse(model)
+        except Exception:  # noqa: BLE001 - untraceable models (dynamic control flow) stay as is
+            folded = copy.deepcopy(model)
+        twin = copy.copy(self)
+        twin.model = folded.to(self.device).eval()
+        twin.meta = dict(self.meta)
+        return twin
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Logits (float64, (N,)) for RGB uint8 images; batches same-size images together."""
