@@ -1,8 +1,13 @@
-"""Model-only CPU/GPU throughput of ResNet-50 inference variants (helps choose predict's path).
+"""Model-only throughput of ResNet-50 inference variants at 256 px (helps choose predict's path).
 
-    python bench/predict_variants.py --threads 2 --batch 16
-Variants: batch-1 NCHW eager (the naive loop's compute), batched NCHW, batched channels-last,
-and ONNX Runtime (CPU) when `onnx` + `onnxruntime` are installed. Random weights, 256x256.
+    python bench/predict_variants.py                 # 2 threads, 32 images per variant
+    python bench/predict_variants.py --compile       # adds torch.compile (slow to compile)
+
+Variants, each on the same 32 random images and compared with the batch-1 eager logits:
+batch-1 NCHW eager (the naive loop's compute), channels-last at several batch sizes, BatchNorm
+folded into the convs (what `predict` uses), ONNX Runtime when `onnx` and `onnxruntime` are
+installed, and optionally `torch.compile` with freezing. Also prints the model's FLOPs and the
+machine's float32 matmul rate, the ceiling for any float32 route.
 """
 
 from __future__ import annotations
@@ -11,58 +16,118 @@ import argparse
 import copy
 import tempfile
 import time
+from collections.abc import Callable
 
+import numpy as np
 import torch
 import torchvision
 
+SIZE = 256
 
-def _time(f, x, reps):
+
+def _model(seed: int) -> torch.nn.Module:
+    """ResNet-50 with one logit, random weights, damped residual branches (logits O(1))."""
+    torch.manual_seed(seed)
+    m = torchvision.models.resnet50(num_classes=1).eval()
+    with torch.no_grad():
+        for name, mod in m.named_modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+                if name.endswith("bn3"):
+                    mod.weight.uniform_(0.3, 0.6)
+    return m
+
+
+def _chunked(f: Callable[[torch.Tensor], torch.Tensor], bs: int, cl: bool):
+    def run(x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for i in range(0, len(x), bs):
+            xi = x[i : i + bs]
+            parts.append(f(xi.contiguous(memory_format=torch.channels_last) if cl else xi))
+        return torch.cat(parts)
+
+    return run
+
+
+def _rate(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[float, np.ndarray]:
     with torch.inference_mode():
-        f(x[:2])
+        f(x[:4])
         t = time.perf_counter()
-        for _ in range(reps):
-            y = f(x)
-    return (time.perf_counter() - t) / reps / len(x), y
+        y = f(x)
+    return len(x) / (time.perf_counter() - t), y.reshape(-1).numpy()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--n", type=int, default=32, help="images per variant (default 32)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    m = torchvision.models.resnet50(num_classes=1).eval()
-    x = torch.randn(a.batch, 3, 256, 256)
-    res = {}
-    res["b1 nchw"], ref = _time(lambda z: torch.cat([m(z[i : i + 1]) for i in range(len(z))]),
-                                x, a.reps)
-    res["batch nchw"], _ = _time(m, x, a.reps)
+    m = _model(0)
+    x = torch.randn(a.n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        m(x[:1])
+    gflop = fc.get_total_flops() / 1e9
+    a1, b1 = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a1 @ b1
+    t = time.perf_counter()
+    for _ in range(5):
+        a1 @ b1
+    mm = 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
+    print(f"resnet50 at {SIZE} px: {gflop:.1f} GFLOP/image; float32 matmul {mm:.0f} GFLOP/s "
+          f"on {a.threads} threads -> ceiling ~{mm / gflop:.0f} img/s")
+
+    res: dict[str, float] = {}
+    res["batch 1 NCHW eager"], ref = _rate(_chunked(m, 1, False), x)
+    diffs: dict[str, float] = {}
     mcl = copy.deepcopy(m).to(memory_format=torch.channels_last)
-    res["batch channels-last"], _ = _time(mcl, x.contiguous(memory_format=torch.channels_last),
-                                          a.reps)
+    for bs in (4, 8, 16, 32):
+        name = f"channels-last batch {bs}"
+        res[name], y = _rate(_chunked(mcl, bs, True), x)
+        diffs[name] = float(np.abs(y - ref).max())
+    from torch.fx.experimental.optimization import fuse
+
+    fused = fuse(m).to(memory_format=torch.channels_last)
+    res["BN folded + channels-last b4"], y = _rate(_chunked(fused, 4, True), x)
+    diffs["BN folded + channels-last b4"] = float(np.abs(y - ref).max())
     try:
         import onnxruntime as ort
 
         with tempfile.TemporaryDirectory() as tmp:
             path = f"{tmp}/m.onnx"
             torch.onnx.export(m, x[:1], path, dynamo=False, input_names=["x"],
-                              output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+                              output_names=["y"], dynamic_axes={"x": {0: "n"}})
             so = ort.SessionOptions()
             so.intra_op_num_threads = a.threads
             sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-            xn = x.numpy()
-            sess.run(None, {"x": xn[:2]})
-            t = time.perf_counter()
-            for _ in range(a.reps):
-                y = sess.run(None, {"x": xn})[0]
-            res["onnxruntime batch"] = (time.perf_counter() - t) / a.reps / len(x)
-            print(f"onnxruntime max |diff| {abs(y - ref.numpy()).max():.2e}")
-    except Exception as exc:  # noqa: BLE001
-        print(f"onnxruntime skipped: {type(exc).__name__}: {str(exc)[:120]}")
+
+            def run_ort(z: torch.Tensor) -> torch.Tensor:
+                return torch.from_numpy(sess.run(None, {"x": z.numpy()})[0])
+
+            res["ONNX Runtime b4"], y = _rate(_chunked(run_ort, 4, False), x)
+            diffs["ONNX Runtime b4"] = float(np.abs(y - ref).max())
+    except Exception as exc:  # noqa: BLE001 - optional packages
+        print(f"ONNX Runtime skipped: {type(exc).__name__}: {str(exc)[:120]}")
+    if a.compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        t = time.perf_counter()
+        cm = torch.compile(m, dynamic=False)
+        with torch.no_grad():
+            cm(x[:4])
+        print(f"torch.compile: {time.perf_counter() - t:.1f} s to compile for one input shape")
+        res["torch.compile b4"], y = _rate(_chunked(cm, 4, False), x)
+        diffs["torch.compile b4"] = float(np.abs(y - ref).max())
+    base = res["batch 1 NCHW eager"]
     for k, v in res.items():
-        print(f"{k:22s} {1 / v:7.1f} img/s")
+        d = f"  max |diff| {diffs[k]:.1e}" if k in diffs else ""
+        print(f"{k:30s} {v:6.1f} img/s  {v / base:4.2f}x{d}")
 
 
 if __name__ == "__main__":
