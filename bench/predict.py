@@ -39,12 +39,11 @@ def make_images(folder: Path, n: int, size: int, seed: int) -> list[str]:
     return paths
 
 
-def make_checkpoint(path: Path, seed: int) -> None:
-    """A CNNDetection-format file: {"model": resnet50(num_classes=1).state_dict()}.
+def damped_resnet50(seed: int) -> torch.nn.Module:
+    """torchvision `resnet50(num_classes=1)`, random weights with damped residual branches.
 
-    Random weights with damped residual branches (bn3 gamma 0.3-0.6): like a trained network
-    the logits stay O(1); with the plain random init they grow to where float32 rounding
-    between any two conv algorithms exceeds 1e-4.
+    bn3 gamma 0.3-0.6: like a trained network the logits stay O(1); with the plain random init
+    they grow to where float32 rounding between any two conv algorithms exceeds 1e-4.
     """
     import torchvision
 
@@ -57,7 +56,12 @@ def make_checkpoint(path: Path, seed: int) -> None:
                 m.running_var.uniform_(0.5, 1.5)
                 if name.endswith("bn3"):
                     m.weight.uniform_(0.3, 0.6)
-    torch.save({"model": model.state_dict()}, path)
+    return model.eval()
+
+
+def make_checkpoint(path: Path, seed: int) -> None:
+    """A CNNDetection-format file: {"model": resnet50(num_classes=1).state_dict()}."""
+    torch.save({"model": damped_resnet50(seed).state_dict()}, path)
 
 
 def naive(ckpt: Path, paths: list[str], device: str) -> np.ndarray:

@@ -20,23 +20,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torchvision
+
+from predict import damped_resnet50  # bench/ is on sys.path when run as a script
 
 SIZE = 256
-
-
-def _model(seed: int) -> torch.nn.Module:
-    """ResNet-50 with one logit, random weights, damped residual branches (logits O(1))."""
-    torch.manual_seed(seed)
-    m = torchvision.models.resnet50(num_classes=1).eval()
-    with torch.no_grad():
-        for name, mod in m.named_modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.1, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-                if name.endswith("bn3"):
-                    mod.weight.uniform_(0.3, 0.6)
-    return m
 
 
 def _chunked(f: Callable[[torch.Tensor], torch.Tensor], bs: int, cl: bool):
@@ -65,7 +52,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    m = _model(0)
+    m = damped_resnet50(0)
     x = torch.randn(a.n, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
 
     from torch.utils.flop_counter import FlopCounterMode
