@@ -16,3 +16,12 @@ torch.set_num_threads(2)
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread (LRP and explain tests are faster and reproducible)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ from PIL import Image
 from ganforensics.data.importers import collect_inputs, scan_folder, scan_summary
 from ganforensics.data.manifest import read_manifest, write_manifest
 from ganforensics.errors import InputError
+from hostile import write_hostile
 
 
 def _img(path: Path, fmt: str = "PNG", size: tuple[int, int] = (8, 6), seed: int = 0, **kw):
@@ -22,32 +20,6 @@ def _img(path: Path, fmt: str = "PNG", size: tuple[int, int] = (8, 6), seed: int
     arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     Image.fromarray(arr).save(path, format=fmt, **kw)
     return path
-
-
-def write_hostile(folder: Path) -> dict[str, str]:
-    """Every hostile file of the decoding contract; returns name -> expected reason fragment."""
-    folder.mkdir(parents=True, exist_ok=True)
-    jpg = io.BytesIO()
-    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpg, format="JPEG")
-    (folder / "empty.png").write_bytes(b"")
-    (folder / "truncated.jpg").write_bytes(jpg.getvalue()[: len(jpg.getvalue()) // 3])
-    (folder / "text.png").write_bytes(b"this is not an image at all\n" * 10)
-    Image.new("L", (1, 1)).save(folder / "bomb.png")
-    raw = bytearray((folder / "bomb.png").read_bytes())
-    chunk = b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    raw[8 : 8 + 25] = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    (folder / "bomb.png").write_bytes(bytes(raw))
-    # an ICO behind an image extension: a real image format we do not support
-    Image.new("RGB", (4, 4)).save(folder / "icon.gif", format="ICO")
-    (folder / "notes.txt").write_text("not data")
-    return {
-        "empty.png": "empty",
-        "truncated.jpg": "truncated",
-        "text.png": "not a recognised image",
-        "bomb.png": "too large",
-        "icon.gif": "unsupported",
-        "notes.txt": "not an image file extension",
-    }
 
 
 def test_cnndetection_layout(tmp_path):

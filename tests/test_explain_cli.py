@@ -23,12 +23,7 @@ from ganforensics.io.images import file_sha256
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_set(folder: Path, n: int, seed: int) -> Path:

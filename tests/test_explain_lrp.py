@@ -27,12 +27,7 @@ RTOL = 1e-5
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _zero_shift_bn(model: nn.Module, seed: int = 0) -> nn.Module:

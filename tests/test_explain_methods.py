@@ -26,13 +26,7 @@ from ganforensics.explain import (
 from ganforensics.explain.adapter import batched_logits, sigmoid
 from ganforensics.explain.ffrs import CONFIDENCE, normalised_channel_relevance
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

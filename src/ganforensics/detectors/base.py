@@ -19,6 +19,14 @@ import numpy as np
 from ganforensics.errors import InputError, UnsupportedModelError
 
 
+def read_model_json(meta_path: Path) -> dict[str, Any]:
+    """The parsed `model.json` of a saved detector, or an InputError naming the file."""
+    try:
+        return json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+
+
 @runtime_checkable
 class Detector(Protocol):
     """What predict / evaluate / bypass need from a detector."""
@@ -65,10 +73,7 @@ def load_detector(path: str | os.PathLike[str]) -> Detector:
     meta_path = p / "model.json" if p.is_dir() else p
     if not meta_path.is_file() or meta_path.name != "model.json":
         raise InputError(f"{p}: not a detector (expected a folder with model.json, or a .pth file)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+    meta = read_model_json(meta_path)
     kind = meta.get("kind")
     if kind not in _LOADERS:
         raise UnsupportedModelError(

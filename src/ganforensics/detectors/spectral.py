@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ import pandas as pd
 
 from ganforensics import __version__
 from ganforensics.console import track, warn
-from ganforensics.detectors.base import sigmoid
+from ganforensics.detectors.base import read_model_json, sigmoid
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
 from ganforensics.io.images import iter_images
@@ -287,10 +286,7 @@ def load_spectral_detector(path: str | os.PathLike[str]) -> SpectralDetector:
         raise InputError(f"{folder}: no model.json (not a saved spectral detector)")
     if not arr_path.is_file():
         raise InputError(f"{folder}: model.json present but model.npz missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+    meta = read_model_json(meta_path)
     kind = meta.get("kind")
     if kind not in KINDS:
         raise UnsupportedModelError(f"{meta_path}: kind {kind!r} is not a spectral detector")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganforensics.detectors.base import read_model_json
 from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec
 from ganforensics.errors import InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
@@ -242,10 +242,7 @@ def load_cnn_detector(
     weights = folder / "model.safetensors"
     if not meta_path.is_file():
         raise InputError(f"{folder}: no model.json (not a saved detector)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{meta_path}: unreadable model.json ({exc})") from None
+    meta = read_model_json(meta_path)
     if meta.get("kind") != "cnn":
         raise UnsupportedModelError(f"{meta_path}: kind is {meta.get('kind')!r}, not 'cnn'")
     if not weights.is_file():
