@@ -6,7 +6,8 @@
 Variants, each on the same 32 random images and compared with the batch-1 eager logits:
 batch-1 NCHW eager (the naive loop's compute), channels-last at several batch sizes, BatchNorm
 folded into the convs (what `predict` uses), ONNX Runtime when `onnx` and `onnxruntime` are
-installed, and optionally `torch.compile` with freezing. Also prints the model's FLOPs and the
+installed, OpenVINO (float32 precision hint, latency mode) when `openvino` is installed, and
+optionally `torch.compile` with freezing. Also prints the model's FLOPs and the
 machine's float32 matmul rate, the ceiling for any float32 route.
 """
 
@@ -100,6 +101,25 @@ def main() -> None:
             diffs["ONNX Runtime b4"] = float(np.abs(y - ref).max())
     except Exception as exc:  # noqa: BLE001 - optional packages
         print(f"ONNX Runtime skipped: {type(exc).__name__}: {str(exc)[:120]}")
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        for bs in (4, 8):
+            cm_ov = core.compile_model(
+                ov.convert_model(m, example_input=x[:bs]), "CPU",
+                {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                 "INFERENCE_NUM_THREADS": a.threads})
+            req = cm_ov.create_infer_request()
+
+            def run_ov(z: torch.Tensor, req=req) -> torch.Tensor:
+                return torch.from_numpy(req.infer({0: z.numpy()})[0].copy())
+
+            name = f"OpenVINO f32 b{bs}"
+            res[name], y = _rate(_chunked(run_ov, bs, False), x)
+            diffs[name] = float(np.abs(y - ref).max())
+    except Exception as exc:  # noqa: BLE001 - optional package
+        print(f"OpenVINO skipped: {type(exc).__name__}: {str(exc)[:120]}")
     if a.compile:
         import torch._inductor.config as inductor_config
 
