@@ -4,6 +4,7 @@ writes leave no partial file; threshold calibration uses only the data it is giv
 from __future__ import annotations
 
 import json
+import stat
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,8 @@ import yaml
 
 from ganforensics.data.manifest import new_manifest, read_manifest, write_manifest
 from ganforensics.errors import InputError, RunExistsError
-from ganforensics.io.atomic import atomic_path, write_json_atomic
+from ganforensics.io import atomic
+from ganforensics.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.threshold import calibrate_threshold
 
@@ -22,6 +24,7 @@ def test_run_folder_writes_config_env_and_refuses_overwrite(tmp_path):
     assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"a": 1, "b": [1, 2]}
     env = json.loads((run.path / "env.json").read_text())
     assert env["seed"] == 7 and "torch" in env["versions"]
+    run.write_json("results.json", {"ap": 0.9})
     with pytest.raises(RunExistsError, match="--force"):
         RunFolder.create(tmp_path / "r", {"a": 1, "b": [1, 2]})
     # same config may resume; a different one may not
@@ -30,6 +33,21 @@ def test_run_folder_writes_config_env_and_refuses_overwrite(tmp_path):
         RunFolder.create(tmp_path / "r", {"a": 2, "b": [1, 2]}, resume=True)
     RunFolder.create(tmp_path / "r", {"a": 2}, force=True)
     assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"a": 2}
+
+
+def test_a_run_that_failed_before_any_result_can_be_restarted_without_force(tmp_path):
+    RunFolder.create(tmp_path / "r", {"weights": "bad.pth"}, seed=1)  # then the run failed
+    run = RunFolder.create(tmp_path / "r", {"weights": None}, seed=2)
+    assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"weights": None}
+    assert json.loads((run.path / "env.json").read_text())["seed"] == 2
+    (run.path / "stages").mkdir()  # anything beyond the header counts as a result
+    with pytest.raises(RunExistsError):
+        RunFolder.create(tmp_path / "r", {"weights": "other.pth"})
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    path = write_text_atomic(tmp_path / "a.txt", "x")  # mkstemp alone would give 0600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~atomic._UMASK
 
 
 def test_stage_markers(tmp_path):

@@ -75,6 +75,15 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(_plain(obj), sort_keys=False)
 
 
+HEADER_FILES = frozenset({"config.yaml", "env.json"})
+
+
+def _holds_results(path: Path) -> bool:
+    """False for an empty folder or one holding only the header a failed start left behind
+    (config.yaml, env.json): such a folder may be reused without --force, nothing is lost."""
+    return any(p.name not in HEADER_FILES for p in path.iterdir())
+
+
 class RunFolder:
     """A run's output folder."""
 
@@ -98,7 +107,7 @@ class RunFolder:
         config_text = dump_yaml(config)
         if path.exists() and not path.is_dir():
             raise RunExistsError(f"{path}: exists and is not a folder")
-        if path.exists() and any(path.iterdir()) and not force:
+        if path.exists() and _holds_results(path) and not force:
             if resume and cfg_path.exists():
                 old = yaml.safe_load(cfg_path.read_text())
                 new = yaml.safe_load(config_text)
