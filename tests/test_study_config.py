@@ -84,6 +84,89 @@ def test_bad_values_are_config_errors(over, needle) -> None:
     assert needle in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("over", "path", "value", "known"),
+    [
+        ({"detectors": {"cnn": {"arch": "nope"}}}, "detectors.cnn.arch", "nope", "resnet50"),
+        ({"detectors": {"cnn": {"recipe": "x"}}}, "detectors.cnn.recipe", "x", "khan2019"),
+        ({"detectors": {"spectral_profile": {"classifier": "svm"}}},
+         "detectors.spectral_profile.classifier", "svm", "rbf-svm"),
+        ({"quality": {"extractor": "clip"}}, "quality.extractor", "clip", "inception"),
+        ({"evaluate": {"grid": "huge"}}, "evaluate.grid", "huge", "standard"),
+        ({"gan": {"preset": "bigan"}}, "gan.preset", "bigan", "ttur-wgan-gp"),
+        ({"data": {"size": 48}}, "data.size", 48, "128"),
+        ({"gan": {"setups": ["FOO"]}, "detectors": {"train_setup": "FOO"}},
+         "gan.setups[0]", "FOO", "N.3.5"),
+        ({"gan": {"setups": ["BASELINE", {"name": "X", "last_block": "N.9.5"}]}},
+         "gan.setups[1].last_block", "N.9.5", "BASELINE"),
+        ({"gan": {"setups": [{"name": "BASELINE", "preset": "bigan"}]}},
+         "gan.setups[0].preset", "bigan", "lsgan"),
+    ],
+)
+def test_unknown_enumerated_values_name_the_key_and_the_choices(over, path, value, known) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(over)
+    msg = str(exc.value)
+    assert f"config key '{path}': unknown value {value!r}" in msg
+    assert known in msg.split("(known: ", 1)[1]
+
+
+def test_choices_come_from_the_library_registries() -> None:
+    from ganforensics.detectors.cnn.archs import ARCHS
+    from ganforensics.gan.nets import LAST_BLOCKS
+
+    with pytest.raises(ConfigError) as exc:
+        load_config({"detectors": {"cnn": {"arch": "nope"}}})
+    assert f"(known: {', '.join(ARCHS)})" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        load_config({"gan": {"setups": ["FOO"]}, "detectors": {"train_setup": "FOO"}})
+    assert f"(known: {', '.join(LAST_BLOCKS)})" in str(exc.value)
+    # every registered architecture and last block is accepted
+    for arch in ARCHS:
+        assert load_config({"detectors": {"cnn": {"arch": arch}}})["detectors"]["cnn"]["arch"] \
+            == arch
+    cfg = load_config({"gan": {"setups": list(LAST_BLOCKS)}})
+    assert [s["last_block"] for s in cfg["gan"]["setups"]] == list(LAST_BLOCKS)
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"gan": {"steps": 0}}, "config key 'gan.steps' must be at least 1, got 0"),
+        ({"detectors": {"cnn": {"epochs": -3}}}, "'detectors.cnn.epochs' must be at least 1"),
+        ({"detectors": {"cnn": {"batch_size": 0}}}, "'detectors.cnn.batch_size'"),
+        ({"quality": {"kid_subset_size": 1}}, "'quality.kid_subset_size' must be at least 2"),
+        ({"data": {"max_patches": 0}}, "'data.max_patches'"),
+        ({"detectors": {"cnn": {"aug_prob": 1.5}}}, "'detectors.cnn.aug_prob'"),
+        ({"spectra": {"top_fraction": 0}}, "'spectra.top_fraction'"),
+        ({"gan": {"setups": [{"name": "BASELINE", "steps": 0}]}}, "'gan.setups[0].steps'"),
+        ({"bypass": {"n_train": 2000}}, "'bypass.n_train'"),
+    ],
+)
+def test_bad_numbers_name_the_key(over, needle) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(over)
+    assert needle in str(exc.value)
+
+
+def test_numbers_at_the_edge_of_their_range_are_accepted() -> None:
+    cfg = load_config({"gan": {"steps": 1, "setups": [{"name": "BASELINE", "steps": 1}]},
+                       "quality": {"kid_subset_size": 2}, "detectors": {"cnn": {"aug_prob": 0}},
+                       "bypass": {"n_train": 1000}})
+    assert cfg["gan"]["setups"][0]["steps"] == 1
+    # a bypass larger than the train fakes is fine when the bypass stage is off
+    assert load_config({"bypass": {"enabled": False, "n_train": 5000}})["bypass"]["n_train"] == 5000
+
+
+def test_cli_study_bad_value_exits_2_before_any_stage(tmp_path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("detectors:\n  cnn:\n    arch: nope\n")
+    res = CliRunner().invoke(app, ["study", str(p), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2
+    assert "detectors.cnn.arch" in res.output and "resnet18" in res.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_int_accepted_for_float_and_null_for_nullable() -> None:
     cfg = load_config({"spectra": {"top_fraction": 1}, "data": {"max_patches": None}})
     assert cfg["spectra"]["top_fraction"] == 1.0

@@ -2,12 +2,16 @@
 
 `load_config(path_or_mapping, preset=None)` returns the resolved config as plain dicts. Every key
 of an override must exist in the defaults (at any depth), else `ConfigError` names the key path
-(e.g. `gan.stpes`); values are type-checked against the defaults' types.
+(e.g. `gan.stpes`); values are type-checked against the defaults' types. `validate` then checks
+values up front (before any stage runs): names looked up at run time (CNN architecture and recipe,
+GAN presets and last blocks, spectral classifiers, FID extractor, robustness grid) against the
+library's own registries, and counts/fractions against their valid ranges.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import re
 from collections.abc import Mapping
@@ -33,22 +37,34 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
     "preset": (str,),
     "steps": (int,),
 }
-GAN_PRESETS = ("dcgan", "lsgan", "wgan-gp", "ttur", "ttur-wgan-gp")
-SPECTRAL_CLASSIFIERS = ("logreg", "linear-svm", "knn", "rbf-svm", "mlp")
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "gan.preset": GAN_PRESETS,
-    "detectors.cnn.recipe": ("wang2020", "khan2019"),
-    "detectors.cnn.monitor": ("val_acc", "val_loss"),
-    "detectors.spectral_decay.classifier": SPECTRAL_CLASSIFIERS,
-    "detectors.spectral_profile.classifier": SPECTRAL_CLASSIFIERS,
-    "quality.extractor": ("auto", "inception", "fallback"),
+# enumerated values, checked against the library's own registries (module, attribute: a tuple
+# of names or a dict keyed by name) so that the names live in one place. The modules are imported
+# only when a config is validated; one that cannot be imported is not checked here (the stage that
+# needs it reports the missing module when it runs).
+_REGISTRIES: dict[str, tuple[str, str]] = {
+    "gan.preset": ("ganforensics.gan.config", "PRESETS"),
+    "detectors.cnn.arch": ("ganforensics.detectors.cnn.archs", "ARCHS"),
+    "detectors.cnn.recipe": ("ganforensics.detectors.cnn.train", "RECIPES"),
+    "detectors.spectral_decay.classifier": ("ganforensics.spectral.classifiers", "CLASSIFIERS"),
+    "detectors.spectral_profile.classifier": ("ganforensics.spectral.classifiers", "CLASSIFIERS"),
+    "quality.extractor": ("ganforensics.metrics.features", "EXTRACTORS"),
+    "evaluate.grid": ("ganforensics.evaluate.detection", "GRIDS"),
 }
-_POSITIVE: tuple[str, ...] = (
-    "data.size", "gan.steps", "gan.batch_size", "gan.checkpoint_every", "fakes.n_train",
-    "fakes.n_val", "fakes.n_test", "quality.kid_subsets", "quality.kid_subset_size",
-    "quality.grid", "detectors.cnn.epochs", "detectors.cnn.batch_size", "bypass.n_train",
-    "bypass.draws", "explain.top_k", "explain.random_draws", "explain.n_samples",
-)
+_GAN_PRESETS = ("ganforensics.gan.config", "PRESETS")
+_LAST_BLOCKS = ("ganforensics.gan.nets", "LAST_BLOCKS")
+_SIZES = ("ganforensics.gan.nets", "SIZES")
+# choices with no registry in the library (Recipe.monitor is compared with "val_acc")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "detectors.cnn.monitor": ("val_acc", "val_loss"),
+}
+# integer keys and their smallest valid value (KID and covariances need at least 2 images)
+_MINIMUM: dict[str, int] = {
+    "gan.steps": 1, "gan.batch_size": 1, "gan.checkpoint_every": 1,
+    "fakes.n_train": 1, "fakes.n_val": 1, "fakes.n_test": 2, "quality.kid_subsets": 1,
+    "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
+    "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
+    "explain.random_draws": 1, "explain.n_samples": 1,
+}
 
 
 def _read_package_yaml(name: str) -> dict[str, Any]:
@@ -132,10 +148,40 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any], prefix: str = "") ->
     return out
 
 
+def _registry(where: tuple[str, str]) -> tuple[str, ...] | None:
+    """The names of a library registry (None when its module cannot be imported)."""
+    module, attr = where
+    try:
+        names = getattr(importlib.import_module(module), attr)
+    except ImportError:
+        return None
+    return tuple(str(n) for n in names)
+
+
+def _unknown_value(path: str, value: Any, known: tuple[Any, ...]) -> ConfigError:
+    return ConfigError(
+        f"config key '{path}': unknown value {value!r} (known: {', '.join(map(str, known))})"
+    )
+
+
+def _check_last_block(path: str, value: str) -> None:
+    """As the GAN stage parses it (`gan.nets.parse_last_block`), listing `LAST_BLOCKS`."""
+    known = _registry(_LAST_BLOCKS)
+    if known is None:
+        return
+    from ganforensics.gan.nets import parse_last_block
+
+    try:
+        parse_last_block(value)
+    except ConfigError:
+        raise _unknown_value(path, value, known) from None
+
+
 def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
     setups: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         path = f"gan.setups[{i}]"
+        raw = item
         if isinstance(item, str):
             item = {"name": item, "last_block": item}
         if not isinstance(item, Mapping):
@@ -155,12 +201,15 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
         last = str(item.get("last_block", item.get("name")))
         entry = {"name": str(item.get("name", last)), "last_block": last,
                  "preset": str(item.get("preset", preset))}
-        if entry["preset"] not in GAN_PRESETS:
-            raise ConfigError(
-                f"config key '{path}.preset' must be one of {', '.join(GAN_PRESETS)}, "
-                f"got {entry['preset']!r}"
-            )
+        _check_last_block(path if isinstance(raw, str) else f"{path}.last_block", last)
+        presets = _registry(_GAN_PRESETS)
+        if presets is not None and entry["preset"] not in presets:
+            raise _unknown_value(f"{path}.preset", entry["preset"], presets)
         if "steps" in item:
+            if item["steps"] < 1:
+                raise ConfigError(
+                    f"config key '{path}.steps' must be at least 1, got {item['steps']!r}"
+                )
             entry["steps"] = int(item["steps"])
         setups.append(entry)
     names = [s["name"] for s in setups]
@@ -184,22 +233,27 @@ def _get(cfg: Mapping[str, Any], path: str) -> Any:
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Value checks beyond types; normalises `gan.setups` to mappings. Returns `cfg`."""
+    for path, minimum in _MINIMUM.items():
+        value = _get(cfg, path)
+        if value < minimum:
+            raise ConfigError(f"config key '{path}' must be at least {minimum}, got {value!r}")
+    sizes = _registry(_SIZES)
+    if sizes is not None and str(cfg["data"]["size"]) not in sizes:
+        raise _unknown_value("data.size", cfg["data"]["size"], sizes)
+    for path, where in _REGISTRIES.items():
+        known = _registry(where)
+        value = _get(cfg, path)
+        if known is not None and value not in known:
+            raise _unknown_value(path, value, known)
     for path, choices in _CHOICES.items():
         value = _get(cfg, path)
         if value not in choices:
-            raise ConfigError(
-                f"config key '{path}' must be one of {', '.join(choices)}, got {value!r}"
-            )
-    for path in _POSITIVE:
-        value = _get(cfg, path)
-        if value <= 0:
-            raise ConfigError(f"config key '{path}' must be positive, got {value!r}")
-    if cfg["data"]["size"] not in (32, 64, 128):
+            raise _unknown_value(path, value, choices)
+    if cfg["data"]["max_patches"] is not None and cfg["data"]["max_patches"] < 1:
         raise ConfigError(
-            f"config key 'data.size' must be 32, 64 or 128, got {cfg['data']['size']}"
+            f"config key 'data.max_patches' must be at least 1 or null, "
+            f"got {cfg['data']['max_patches']!r}"
         )
-    if cfg["data"]["max_patches"] is not None and cfg["data"]["max_patches"] <= 0:
-        raise ConfigError("config key 'data.max_patches' must be positive or null")
     if cfg["data"]["sources"] is not None:
         for i, src in enumerate(cfg["data"]["sources"]):
             if not isinstance(src, str):
@@ -218,6 +272,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"config key 'detectors.train_setup' = {cfg['detectors']['train_setup']!r} is not "
             f"one of gan.setups ({', '.join(names)})"
+        )
+    b, n_fakes = cfg["bypass"], cfg["fakes"]["n_train"]
+    if b["enabled"] and b["n_train"] > n_fakes:
+        raise ConfigError(
+            f"config key 'bypass.n_train' = {b['n_train']} exceeds fakes.n_train = {n_fakes} "
+            f"(each bypass draw takes that many of the training setup's train fakes)"
         )
     return cfg
 
