@@ -142,17 +142,38 @@ def augment_val(img: np.ndarray, index: int, recipe: Recipe, crop: int, seed: in
 
 # ---- helpers --------------------------------------------------------------------------------
 def _split_train_val(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Hold out `fraction` of the sources (so one photo's patches stay on one side)."""
+    """Hold out `fraction` of the sources (so one photo's patches stay on one side).
+
+    When that leaves a class on one side only (e.g. every fake comes from one GAN run, which
+    is one source), the hold-out is drawn per class instead: `fraction` of each class's sources,
+    or of its images when the class has a single source (GAN samples are independent draws).
+    """
     sources = np.array(data.sources, dtype=object)
-    uniq = sorted(set(sources.tolist()))
+    labels = np.asarray(data.labels)
     rng = rng_for(seed, "train-val-split")
-    order = rng.permutation(len(uniq))
-    n_val = max(1, int(round(fraction * len(uniq))))
-    val_src = {uniq[i] for i in order[:n_val]}
-    is_val = np.array([s in val_src for s in sources])
+    is_val = _held_out(sources, fraction, rng)
+    classes = set(labels.tolist())
+    if set(labels[is_val].tolist()) != classes or set(labels[~is_val].tolist()) != classes:
+        is_val = np.zeros(len(labels), bool)
+        for lab in sorted(classes):
+            idx = np.flatnonzero(labels == lab)
+            if len(set(sources[idx].tolist())) > 1:
+                is_val[idx] = _held_out(sources[idx], fraction, rng)
+            elif len(idx) > 1:
+                n_val = max(1, int(round(fraction * len(idx))))
+                is_val[rng.permutation(idx)[:n_val]] = True
     if is_val.all() or (~is_val).all():
-        raise InputError("cannot split the training data into train/val; pass a validation set")
+        raise InputError("cannot split the training data into train/val; pass a validation set "
+                         "with --val")
     return data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
+
+
+def _held_out(sources: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask holding out `fraction` (at least one) of the distinct sources."""
+    uniq = sorted(set(sources.tolist()))
+    order = rng.permutation(len(uniq))
+    val_src = {uniq[i] for i in order[: max(1, int(round(fraction * len(uniq))))]}
+    return np.array([s in val_src for s in sources.tolist()], dtype=bool)
 
 
 def _optimizer(model: nn.Module, arch: str, recipe: Recipe) -> torch.optim.Optimizer:
@@ -237,15 +258,18 @@ def train_cnn_detector(
     train_set = as_image_set(train, "training data", workers=workers)
     if len(train_set) == 0:
         raise InputError("training data holds no usable images")
+    n_skipped = len(train_set.errors)
     if val is None:
         train_set, val_set = _split_train_val(train_set, rec.val_fraction, seed)
         val_note = f"held out {rec.val_fraction:.0%} of training sources"
     else:
         val_set = as_image_set(val, "validation data", workers=workers)
         val_note = "given"
+        n_skipped += len(val_set.errors)
     for name, s in (("training", train_set), ("validation", val_set)):
         if len(set(s.labels.tolist())) < 2:
-            raise InputError(f"{name} data must hold both real (0) and fake (1) images")
+            hint = "" if val_note == "given" or name == "training" else "; pass --val MANIFEST"
+            raise InputError(f"{name} data must hold both real (0) and fake (1) images{hint}")
     min_side = min(min(im.shape[:2]) for im in train_set.images + val_set.images)
     crop = min(int(crop_size or spec.input_size), min_side)
 
@@ -382,7 +406,7 @@ def train_cnn_detector(
         best_epoch=state["best_epoch"], history=state["history"],
         threshold_source="calibrated on the validation split (max balanced accuracy)",
         metrics={"val": detection_metrics(val_set.labels, val_probs, det.threshold)},
-        train_seconds=round(time.time() - t0, 2),
+        train_seconds=round(time.time() - t0, 2), train_skipped=n_skipped,
     )
     det._refresh_meta()
     if run is not None:
