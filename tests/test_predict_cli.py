@@ -86,7 +86,7 @@ def test_threshold_override_and_jsonl(tmp_path, rng, model_dir):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
             folder / f"{i}.png")
-    for thr, want in (("0", "fake"), ("1.01", "real")):
+    for thr, want in (("0", "fake"), ("1", "real")):
         out = tmp_path / f"t{thr}.jsonl"
         res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder),
                                        "--threshold", thr, "--out", str(out)])

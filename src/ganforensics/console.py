@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ def make_progress() -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
@@ -54,13 +55,18 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 
 
 def info(message: str) -> None:
-    """A status line on stderr."""
-    err_console.print(message)
+    """A status line on stderr (printed as is: brackets in paths are not markup)."""
+    err_console.print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    """A warning line on stderr."""
-    err_console.print(f"[yellow]warning:[/yellow] {message}")
+    """A warning line on stderr (the message is printed as is)."""
+    err_console.print(Text("warning: ", style="yellow") + Text(message), soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """An error line on stderr (the message is printed as is)."""
+    err_console.print(Text("error: ", style="red") + Text(message), soft_wrap=True)
 
 
 def out(text: str) -> None:

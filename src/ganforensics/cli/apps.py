@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from ganforensics.console import err_console
+from ganforensics.console import error
 from ganforensics.errors import GanForensicsError
 
 EXIT_CODES_HELP = (
@@ -26,10 +26,14 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GanForensicsError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a path the user gave is unusable: not a folder, no permission
+            where = f"{exc.filename}: " if exc.filename else ""
+            error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted")
+            error("interrupted")
             raise typer.Exit(130) from None
 
 

@@ -58,7 +58,7 @@ def scan_cmd(
     out_path: Path = typer.Option(
         ..., "--out", "-o", help="Manifest CSV to write (paths inside are relative to it)."
     ),
-    workers: int = typer.Option(2, help="Decoding threads."),
+    workers: int = typer.Option(2, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing manifest."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -139,7 +139,8 @@ def audit_cmd(
         ..., help="Manifest CSV (or a folder, imported on the fly).", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
-    workers: int = typer.Option(2, help="Decoding threads (for facts missing from the CSV)."),
+    workers: int = typer.Option(2, min=1,
+                                help="Decoding threads (for facts missing from the CSV)."),
 ) -> None:
     """Compare reals and fakes on everything except the forensic signal.
 
@@ -161,6 +162,8 @@ def audit_cmd(
         out(_audit_text(rep))
     for w in rep["warnings"]:
         warn(w)
+    if rep["errors"]:
+        raise typer.Exit(1)
 
 
 def _parse_scales(text: str) -> list[float]:
@@ -243,7 +246,7 @@ def perturb_cmd(
         "blur:SIGMA, resize:SCALE[:FILTER], crop:N, noise:STD, grayscale.",
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output run folder."),
-    workers: int = typer.Option(2, help="Decoding threads."),
+    workers: int = typer.Option(2, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Reuse a non-empty --out folder."),
 ) -> None:
     """Write perturbed copies of a dataset (PNG, so nothing is compressed again).

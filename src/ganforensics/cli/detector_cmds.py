@@ -10,6 +10,7 @@ import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, detector_app, evaluate_app
 from ganforensics.console import info, out, warn
+from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError, RunExistsError
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -32,12 +33,13 @@ def train_cmd(
     arch: str = typer.Option("resnet50", "--arch", help="CNN backbone (see docs/detectors.md): "
                              "resnet18, resnet50, densenet121, xception, inception_resnet_v2, "
                              "nasnet, efficientnet_b0, small."),
-    recipe: str = typer.Option("wang2020", "--recipe", help="wang2020 or khan2019 (DESIGN B5)."),
+    recipe: str = typer.Option("wang2020", "--recipe",
+                               help="wang2020 or khan2019 (docs/detectors.md)."),
     color_robust: bool = typer.Option(False, "--color-robust",
                                       help="Add RandomGrayscale(p=0.5) after crop/flip."),
-    epochs: int = typer.Option(None, "--epochs", help="Max epochs (default 100; early "
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Max epochs (default 100; early "
                                "stopping usually ends sooner)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size (recipe: 64)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (recipe: 64)."),
     aug_prob: float = typer.Option(None, "--aug-prob",
                                    help="wang2020 blur/JPEG probability p (0.5 or 0.1)."),
     crop_size: int = typer.Option(None, "--crop-size", help="Training crop side (default: the "
@@ -55,15 +57,24 @@ def train_cmd(
 ) -> None:
     """Train a detector on a manifest and save it (model.safetensors/.npz + model.json).
 
-    CNN kinds follow the wang2020 or khan2019 recipe exactly (DESIGN B5), checkpoint every
+    CNN kinds follow the wang2020 or khan2019 recipe exactly (docs/detectors.md), checkpoint every
     epoch (resumable) and calibrate the decision threshold on the validation split only.
     """
     if train is None or out_dir is None:
         raise ConfigError("detector train needs --train MANIFEST and --out MODEL")
     if kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    _warn_unused_options(kind, {
+        "--arch": arch != "resnet50", "--recipe": recipe != "wang2020",
+        "--color-robust": color_robust, "--epochs": epochs is not None,
+        "--batch-size": batch_size is not None, "--aug-prob": aug_prob is not None,
+        "--crop-size": crop_size is not None, "--weights": weights is not None,
+        "--device": device != "cpu", "--classifier": classifier is not None,
+    })
     if kind == "cnn":
         from ganforensics.detectors.cnn import train_cnn_detector
+
+        check_device(device)
 
         det = train_cnn_detector(
             arch, recipe, train, val, out_dir, color_robust=color_robust, seed=seed,
@@ -89,6 +100,18 @@ def train_cmd(
         out(json.dumps(json.loads(to_json(summary))))
     else:
         out(f"saved {det.kind} detector to {out_dir} (threshold {det.threshold:.4f})")
+    skipped = int(det.meta.get("train_skipped") or 0)
+    if skipped:
+        warn(f"{skipped} unreadable training/validation image(s) were skipped (listed above)")
+        raise typer.Exit(1)
+
+
+def _warn_unused_options(kind: str, given: dict[str, bool]) -> None:
+    """Warn about options given that the chosen --kind ignores."""
+    spectral_only = {"--classifier"}
+    unused = [o for o, on in given.items() if on and ((o in spectral_only) == (kind == "cnn"))]
+    if unused:
+        warn(f"--kind {kind} ignores {', '.join(unused)}")
 
 
 @detector_app.command(
@@ -101,7 +124,8 @@ def import_cmd(
     out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
     crop: bool = typer.Option(False, "--crop/--no-crop",
                               help="Centre-crop 224 before scoring (default: whole image)."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold to store."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
+                                    help="Decision threshold to store."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model folder."),
 ) -> None:
     """Convert a published CNNDetection (Wang et al. 2020) checkpoint to a model folder.
@@ -130,12 +154,14 @@ def predict_cmd(
     model: Path = typer.Option(None, "--model", help="Model folder, model.json, or a "
                                "CNNDetection .pth checkpoint. Required."),
     out_file: Path = typer.Option(None, "--out", help="Write rows to FILE.csv or FILE.jsonl "
-                                  "(default: CSV on stdout)."),
-    threshold: float = typer.Option(None, "--threshold", help="Decision threshold on P(fake) "
+                                  "(default: CSV on stdout); an existing FILE needs --force."),
+    threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                    help="Decision threshold on P(fake) "
                                     "(default: the model's calibrated one)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
 ) -> None:
     """Score images with a detector: one row per file with path, prob_fake, logit, decision
     (fake/real at the threshold) and error. Unreadable files become error rows, the rest are
@@ -144,6 +170,8 @@ def predict_cmd(
         raise ConfigError("predict needs --model MODEL")
     if out_file is not None and out_file.suffix.lower() not in (".csv", ".jsonl"):
         raise ConfigError(f"--out {out_file}: use a .csv or .jsonl file name")
+    if out_file is not None and out_file.exists() and not force:
+        raise RunExistsError(f"{out_file}: already exists; pass --force to overwrite it")
     from ganforensics.data.importers import collect_inputs
     from ganforensics.detectors.base import load_detector
     from ganforensics.evaluate.predict import predict_paths
@@ -151,7 +179,7 @@ def predict_cmd(
 
     det = load_detector(model)
     if device != "cpu" and hasattr(det, "to"):
-        det.to(device)
+        det.to(check_device(device))
     paths: list[str] = []
     errs: list[str | None] = []
     for item in inputs:
@@ -200,12 +228,13 @@ def evaluate_cmd(
                              "resize 0.5/0.75, grayscale."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder for metrics.csv, "
                                  "metrics.json, curves, plots."),
-    threshold: float = typer.Option(None, "--threshold", help="Override the calibrated "
+    threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                    help="Override the calibrated "
                                     "threshold (reported as given)."),
     oracle: bool = typer.Option(False, "--oracle", help="Also report a threshold chosen on "
                                 "the test labels (named 'oracle'; optimistic)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", help="Decoding threads."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -223,13 +252,14 @@ def evaluate_cmd(
             "see ganforensics evaluate --help"
         )
     if not test.is_file():
-        raise InputError(f"{test}: test manifest not found")
+        what = "is a folder, not a manifest CSV" if test.is_dir() else "test manifest not found"
+        raise InputError(f"{test}: {what} (make one with `ganforensics data scan`)")
     from ganforensics.detectors.base import load_detector
     from ganforensics.evaluate.detection import evaluate_detector
 
     det = load_detector(model)
     if device != "cpu" and hasattr(det, "to"):
-        det.to(device)
+        det.to(check_device(device))
     res = evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
                             threshold=threshold, oracle=oracle, batch_size=batch_size,
                             workers=workers, force=force)
@@ -243,3 +273,5 @@ def evaluate_cmd(
         out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         info(f"threshold {res['threshold']:.4f} ({res['threshold_source']})"
              + (f"; results in {res['out']}" if res.get("out") else ""))
+    if res.get("n_errors"):
+        raise typer.Exit(1)

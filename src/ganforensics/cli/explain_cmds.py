@@ -105,7 +105,7 @@ def ffrs_cmd(
     ),
     out_dir: Path = typer.Option(None, "--out", help="Run folder to write. Required."),
     k: int = typer.Option(
-        None, "--k", help="Top-k size (default: 114/26560 of all maps, at least 1)."
+        None, "--k", min=1, help="Top-k size (default: 114/26560 of all maps, at least 1)."
     ),
     max_samples: int = typer.Option(
         1000, "--max-samples", help="At most this many confident fakes (seeded subset)."
@@ -163,12 +163,13 @@ def ffrs_cmd(
 def mask_cmd(
     model: Path = typer.Option(None, "--model", help=_MODEL_HELP),
     ranking: Path = typer.Option(None, "--ranking", help="ffrs.csv from `explain ffrs`. Required."),
-    k: int = typer.Option(None, "--k", help="Maps to zero (default: the ranking's top-k size)."),
+    k: int = typer.Option(None, "--k", min=1,
+                          help="Maps to zero (default: the ranking's top-k size)."),
     test: list[Path] = typer.Option(
         None, "--test", help="Test manifest / labelled folder (reals and fakes); repeatable. "
         "Required."
     ),
-    draws: int = typer.Option(5, "--draws", help="Random-k draws averaged."),
+    draws: int = typer.Option(5, "--draws", min=1, help="Random-k draws averaged."),
     position: str = typer.Option(
         "conv", "--position", help="Where to zero: `conv` (the conv module's output) or "
         "`folded` (the output of the BatchNorm right after it, as LRP sees the conv)."
@@ -227,7 +228,8 @@ def color_cmd(
         None, "--ranking", help="ffrs.csv giving the top-k maps (default: FF-RS computed from "
         "the test fakes)."
     ),
-    k: int = typer.Option(None, "--k", help="Top-k maps tested (default: 114/26560 of maps)."),
+    k: int = typer.Option(None, "--k", min=1,
+                          help="Top-k maps tested (default: 114/26560 of maps)."),
     split: str = typer.Option(None, "--split", help="Use only rows of this split."),
     out_dir: Path = typer.Option(None, "--out", help="Also write a run folder here."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),

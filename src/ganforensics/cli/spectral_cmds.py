@@ -217,8 +217,8 @@ def bypass_cmd(
         None, help="knn (default for decay), logreg (default for profile), linear-svm, "
         "rbf-svm or mlp."
     ),
-    n: int = typer.Option(100, "--n", help="Training images per class and draw."),
-    draws: int = typer.Option(10, help="Random draws of the training set."),
+    n: int = typer.Option(100, "--n", min=1, help="Training images per class and draw."),
+    draws: int = typer.Option(10, min=1, help="Random draws of the training set."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of the draws."),
     n_bins: int | None = typer.Option(
         None, "--n-bins", help="Decay radial bins (default: about one per unit of radius)."

@@ -71,14 +71,16 @@ def study(
 
     The file holds only the keys to change (deep-merged into the defaults, see
     docs/study.md or `ganforensics study-defaults`); an unknown key is an error naming it.
-    The resolved config is saved as <out>/config.yaml. Rerunning with the same config
+    The resolved config is saved as `OUT/config.yaml`. Rerunning with the same config
     resumes; a different config in the same folder is refused unless --force.
 
     Example config (adds an LSGAN setup and trains longer):
 
-      gan:
-        steps: 1500
-        setups: [BASELINE, N.1.5, {name: LS-BASELINE, last_block: BASELINE, preset: lsgan}]
+    ```yaml
+    gan:
+      steps: 1500
+      setups: [BASELINE, N.1.5, {name: LS-BASELINE, last_block: BASELINE, preset: lsgan}]
+    ```
 
     Example: ganforensics study my.yaml --out runs/my-study
     """

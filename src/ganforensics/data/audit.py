@@ -276,7 +276,9 @@ def audit(df: pd.DataFrame, *, workers: int = 2) -> dict[str, Any]:
     warnings: list[str] = []
     if err.any():
         warnings.append(f"{int(err.sum())} row(s) have errors and were left out of the audit")
-    if not len(real) or not len(fake):
+    if not len(real) and not len(fake):
+        warnings.append("no usable labelled images: nothing to compare")
+    elif not len(real) or not len(fake):
         warnings.append(
             "only one class present ("
             + ("no reals" if not len(real) else "no fakes")

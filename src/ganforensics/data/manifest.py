@@ -86,6 +86,11 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             Path(os.path.relpath(Path(a).resolve(), base)).as_posix() for a in out["abspath"]
         ]
         out = out.drop(columns=["abspath"])
+    for c in ("label", "width", "height", "jpeg_quality"):  # whole numbers, even with gaps
+        if c in out.columns and pd.api.types.is_float_dtype(out[c]):
+            v = out[c]
+            if (v.dropna() == v.dropna().round()).all():
+                out[c] = v.astype("Int64")
     cols = [c for c in MANIFEST_COLUMNS if c in out.columns]
     cols += [c for c in out.columns if c not in cols]
     return write_csv_atomic(p, out[cols])

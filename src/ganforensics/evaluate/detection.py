@@ -265,6 +265,10 @@ def evaluate_detector(
     table = metrics_table(scores, thr, oracle=oracle)
     if table.empty:
         raise InputError("no labelled, readable test images to evaluate")
+    present = set(scores.loc[scores["condition"] == conds[0], "label"].dropna().astype(int))
+    if present != {0, 1}:
+        warn("the test data hold only " + ("real" if present == {0} else "fake")
+             + " images: AP, AUC and EER are undefined (NaN); accuracies are still reported")
     summary = {
         c: table[(table["condition"] == c) & (table["generator"] == "mean")]
         .drop(columns=["condition", "generator"]).iloc[0].to_dict()
@@ -274,6 +278,7 @@ def evaluate_detector(
         "metrics": table, "scores": scores, "threshold": thr, "conditions": conds,
         "summary": summary,
         "threshold_source": "given" if threshold is not None else "model (validation split)",
+        "n_errors": int(len(bad)), "n_unlabelled": int(len(unl)),
     }
     if run is not None:
         long = table.melt(id_vars=["condition", "generator"], var_name="metric",

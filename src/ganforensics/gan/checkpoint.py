@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganforensics.errors import InputError
@@ -128,5 +129,5 @@ def load_checkpoint(
             opt.load_state_dict(_unflatten_optim(tensors, optim_meta[key]))
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_cpu"])
         return json.loads((path / "state.json").read_text())
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise InputError(f"{path}: unusable checkpoint ({str(exc).splitlines()[0]})") from None

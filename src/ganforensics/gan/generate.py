@@ -8,6 +8,7 @@ the batch they were made in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,17 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ganforensics import console
 from ganforensics.data.manifest import new_manifest, write_manifest
-from ganforensics.errors import InputError
+from ganforensics.errors import InputError, RunExistsError
 from ganforensics.gan.nets import Generator
 from ganforensics.gan.train import to_uint8
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.seeding import DEFAULT_SEED, derive_seed
 
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
+SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
 
 
 def load_generator(run_dir: str | os.PathLike[str]) -> tuple[Generator, dict[str, Any]]:
@@ -43,7 +46,7 @@ def load_generator(run_dir: str | os.PathLike[str]) -> tuple[Generator, dict[str
         gen = Generator(int(meta["size"]), str(meta["last_block"]), int(meta["z_dim"]),
                         int(meta["dim"]))
         gen.load_state_dict(load_file(str(weights_p)))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise InputError(f"{run}: unusable generator files ({str(exc).splitlines()[0]})") from None
     gen.eval()
     return gen, meta
@@ -102,14 +105,25 @@ def generate(
     batch: int = 256,
     split: str | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> pd.DataFrame:
     """Write n PNGs and `manifest.csv` (label 1, generator e.g. `dcgan-N.1.5`, per-image seed,
     source = run id, split by seed range unless `split` is given); return the manifest.
 
-    Existing PNGs with the same name are overwritten (same seed gives the same images).
+    A folder that already holds files is refused unless `force`; then the images listed in
+    its old manifest and the manifest are removed first, so no stale image is left unlisted.
     """
+    if n < 1:
+        raise InputError(f"n: must be >= 1, got {n}")
+    if split is not None and split not in SPLITS:
+        raise InputError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
     gen, meta = load_generator(run_dir)
     out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise RunExistsError(f"{out}: already exists and is not empty; pass --force to "
+                                 "replace an earlier `gan generate` output")
+        _remove_earlier_output(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     starts = range(0, n, batch)
@@ -125,8 +139,25 @@ def generate(
                 "generator": meta["generator"], "source": meta["run_id"],
                 "split": split or split_for(i, n), "width": img.shape[1],
                 "height": img.shape[0], "format": "PNG", "seed": image_seed(seed, i),
-                "index": i, "call_seed": seed,
+                "index": i, "call_seed": seed, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
             })
     df = new_manifest(rows)
     write_manifest(df, out / "manifest.csv")
     return df
+
+
+def _remove_earlier_output(out: Path) -> None:
+    """Delete the PNGs an earlier call listed in `out/manifest.csv`, then the manifest.
+
+    Refuses folders without such a manifest, so --force never empties an unrelated folder.
+    """
+    manifest = out / "manifest.csv"
+    if not manifest.is_file():
+        raise RunExistsError(f"{out}: not empty and holds no manifest.csv from `gan generate`; "
+                             "choose another --out")
+    old = pd.read_csv(manifest, usecols=lambda c: c == "path")
+    for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
+        p = out / name
+        if p.parent == out and p.suffix.lower() == ".png" and p.is_file():
+            p.unlink()
+    manifest.unlink()

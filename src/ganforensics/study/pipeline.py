@@ -503,7 +503,7 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
                             title="evaluate every detector on every setup"))
     if cfg["bypass"]["enabled"]:
         stages.append(Stage("bypass", stage_bypass, needs=all_fakes,
-                            title="bypass detection rates (DESIGN B2)"))
+                            title="bypass detection rates"))
     if "cnn" in kinds:
         cnn_needs = all_fakes + ("detector-cnn",)
         if cfg["evaluate"]["robustness"]:

@@ -28,7 +28,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "spectra": ("Spectra per setup against real", ("tables/spectra.csv",), ("spectra",)),
     "detection": ("Detectors trained on real vs the training setup, tested on every setup",
                   ("tables/detection.csv",), ("detection",)),
-    "bypass": ("Bypass: detection rates of modified generators (DESIGN B2)",
+    "bypass": ("Bypass: detection rates of modified generators (protocol: docs/spectral.md)",
                ("tables/bypass.csv",), ("bypass",)),
     "robustness": ("CNN robustness grid", ("tables/robustness.csv",), ("robustness",)),
     "grayscale": ("CNN colour ablation (grayscale inputs)", ("tables/grayscale.csv",),

@@ -108,7 +108,7 @@ def run_stages(
                 run.write_text(f"logs/{st.name.replace(':', '_')}.log", traceback.format_exc())
                 bad.add(st.name)
                 results.append(StageResult(st.name, "failed", secs, error=msg))
-                info(f"{label}: [red]failed[/red] after {secs:.1f} s: {msg}")
+                info(f"{label}: failed after {secs:.1f} s: {msg}")
             else:
                 secs = time.perf_counter() - t0
                 out.setdefault("seconds", round(secs, 2))

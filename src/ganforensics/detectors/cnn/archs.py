@@ -141,9 +141,13 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise InputError(f"{p}: weights file not found")
     if p.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(p))
+        try:
+            return load_file(str(p))
+        except SafetensorError as exc:
+            raise InputError(f"{p}: not a readable safetensors file ({exc})") from None
     from ganforensics.detectors.cnn.checkpoint import safe_torch_load
 
     obj = safe_torch_load(p)
