@@ -115,6 +115,9 @@ def test_gan_generate_refuses_to_mix_outputs_and_force_replaces_them(tmp_path):
     man = pd.read_csv(out / "manifest.csv")
     assert len(man) == 4 and sorted(man["path"]) == sorted(p.name for p in out.glob("*.png"))
     assert man["sha256"].str.len().eq(64).all()
+    (out / "manifest.csv").unlink()  # as if a run was killed before writing its manifest
+    res = _invoke("gan", "generate", run, "--n", "3", "--out", out, "--force")
+    assert res.exit_code == 0 and len(list(out.glob("*.png"))) == 3
     unrelated = tmp_path / "unrelated"
     _png(unrelated / "mine.png")
     res = _invoke("gan", "generate", run, "--n", "2", "--out", unrelated, "--force")

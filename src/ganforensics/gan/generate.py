@@ -123,7 +123,7 @@ def generate(
         if not force:
             raise RunExistsError(f"{out}: already exists and is not empty; pass --force to "
                                  "replace an earlier `gan generate` output")
-        _remove_earlier_output(out)
+        _remove_earlier_output(out, str(meta["generator"]))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     starts = range(0, n, batch)
@@ -146,18 +146,26 @@ def generate(
     return df
 
 
-def _remove_earlier_output(out: Path) -> None:
-    """Delete the PNGs an earlier call listed in `out/manifest.csv`, then the manifest.
+def _remove_earlier_output(out: Path, generator: str) -> None:
+    """Delete what an earlier call wrote to `out`: the PNGs its `manifest.csv` lists and the
+    manifest, or, for a call interrupted before its manifest, its `GENERATOR_*.png` files.
 
-    Refuses folders without such a manifest, so --force never empties an unrelated folder.
+    Refuses a folder holding anything else, so --force never empties an unrelated folder.
     """
     manifest = out / "manifest.csv"
-    if not manifest.is_file():
-        raise RunExistsError(f"{out}: not empty and holds no manifest.csv from `gan generate`; "
+    if manifest.is_file():
+        old = pd.read_csv(manifest, usecols=lambda c: c == "path")
+        for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
+            p = out / name
+            if p.parent == out and p.suffix.lower() == ".png" and p.is_file():
+                p.unlink()
+        manifest.unlink()
+        return
+    ours = [p for p in out.iterdir() if p.is_file() and (
+        (p.suffix == ".png" and p.name.startswith(f"{generator}_"))
+        or (p.name.startswith(f".{generator}_") and p.name.endswith(".tmp")))]  # killed writes
+    if len(ours) != sum(1 for _ in out.iterdir()):
+        raise RunExistsError(f"{out}: not empty and holds files not written by `gan generate`; "
                              "choose another --out")
-    old = pd.read_csv(manifest, usecols=lambda c: c == "path")
-    for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
-        p = out / name
-        if p.parent == out and p.suffix.lower() == ".png" and p.is_file():
-            p.unlink()
-    manifest.unlink()
+    for p in ours:
+        p.unlink()

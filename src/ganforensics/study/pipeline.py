@@ -213,8 +213,9 @@ def make_fakes_stage(setup: Mapping[str, Any]) -> Stage:
         for split, n in fake_counts(ctx, name).items():
             # disjoint seed streams per setup and split
             seed = derive_seed(ctx.seed, "fakes", name, split) % 2**31
+            # force: a rerun replaces what an interrupted run of this stage left behind
             df = generate(run_dir, n, ctx.path / "fakes" / name / split, seed=seed, split=split,
-                          progress=progress_enabled())
+                          progress=progress_enabled(), force=True)
             df = df.copy()
             df["split"] = split
             df["generator"] = name
