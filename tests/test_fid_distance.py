@@ -83,3 +83,12 @@ def test_kid_formula_and_behaviour() -> None:
     assert abs(same) < 0.05 < diff
     assert std > 0
     assert kid(a, c, subsets=20, subset_size=100, seed=1) == (diff, std)
+
+
+def test_kid_warns_when_every_subset_is_the_whole_set(capsys) -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((40, 8)), rng.standard_normal((40, 8))
+    _, std = kid(a, b, subsets=5, subset_size=1000, seed=0)
+    assert std < 1e-12 and "kid_std is 0" in capsys.readouterr().err
+    kid(a, b[:30], subsets=5, subset_size=1000, seed=0)  # subsets of `a` differ: no warning
+    assert "kid_std" not in capsys.readouterr().err

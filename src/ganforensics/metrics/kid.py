@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganforensics.console import warn
 from ganforensics.errors import InputError
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -40,6 +41,9 @@ def kid(
     m = min(len(f1), len(f2), int(subset_size))
     if m < 2:
         raise InputError("KID: needs at least 2 images in each set")
+    if m == len(f1) == len(f2) and subsets > 1:
+        warn(f"KID: each subset holds all {m} images of both sets, so every subset is the same "
+             "and kid_std is 0; it says nothing about uncertainty (use more images)")
     rng = np.random.default_rng(seed)
     vals = np.empty(int(subsets))
     for i in range(int(subsets)):
