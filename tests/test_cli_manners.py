@@ -156,3 +156,9 @@ def test_cnn_hold_out_works_when_all_fakes_share_one_source():
     real_va = {s for s, y in zip(va.sources, va.labels, strict=True) if y == 0}
     assert real_tr and real_va and not real_tr & real_va  # photos still never straddle
     assert len(va) + len(tr) == len(data) and (va.labels == 1).sum() == 6  # 30 % of 20 fakes
+
+
+def test_fid_reports_a_missing_input_before_choosing_an_extractor(tmp_path):
+    res = _invoke("fid", tmp_path / "nope", tmp_path)
+    assert res.exit_code == 2 and "nope: not found" in res.output
+    assert "NON-STANDARD" not in res.output

@@ -9,7 +9,7 @@ import typer
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, gan_app
 from ganforensics.console import out
 from ganforensics.devices import check_device
-from ganforensics.errors import ConfigError
+from ganforensics.errors import ConfigError, InputError
 from ganforensics.gan.config import DEFAULT_BATCH, DEFAULT_STEPS, PRESETS, TTUR_PAIR, GanConfig
 from ganforensics.gan.nets import LAST_BLOCKS
 from ganforensics.io.atomic import to_json
@@ -147,6 +147,9 @@ def fid_cmd(
     from ganforensics.metrics import fid as fidm
     from ganforensics.metrics.features import get_extractor
 
+    for inp in (a, b):
+        if not inp.exists():
+            raise InputError(f"{inp}: not found (give a folder, manifest CSV or stats .npz)")
     ext = get_extractor(extractor, weights)
     res = fidm.compare(a, b, ext, with_kid=with_kid, batch=batch, cache_dir=cache_dir,
                        use_cache=not no_cache, seed=seed)
