@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-import zlib
 
 import numpy as np
 import pandas as pd
@@ -18,6 +15,7 @@ from ganforensics.cli.main import app
 from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.cnn import CNNDetector, build_model
 from ganforensics.evaluate.predict import predict_paths, prefetch_images
+from hostile import write_undecodable
 
 
 @pytest.fixture
@@ -31,16 +29,7 @@ def _hostile_folder(root, rng):
     root.mkdir()
     Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "good1.png")
     Image.fromarray(rng.integers(0, 256, (20, 28, 3), dtype=np.uint8)).save(root / "good2.jpg")
-    jpg = io.BytesIO()
-    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpg, format="JPEG")
-    (root / "empty.png").write_bytes(b"")
-    (root / "truncated.jpg").write_bytes(jpg.getvalue()[: len(jpg.getvalue()) // 3])
-    (root / "text.png").write_bytes(b"this is not an image at all\n" * 10)
-    Image.new("L", (1, 1)).save(root / "bomb.png")
-    raw = bytearray((root / "bomb.png").read_bytes())
-    chunk = b"IHDR" + struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    raw[8:33] = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-    (root / "bomb.png").write_bytes(bytes(raw))
+    write_undecodable(root)
     Image.new("RGB", (4, 4)).save(root / "x.ico", format="ICO")
     return root
 

@@ -39,8 +39,7 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
 }
 # enumerated values, checked against the library's own registries (module, attribute: a tuple
 # of names or a dict keyed by name) so that the names live in one place. The modules are imported
-# only when a config is validated; one that cannot be imported is not checked here (the stage that
-# needs it reports the missing module when it runs).
+# only when a config is validated.
 _REGISTRIES: dict[str, tuple[str, str]] = {
     "gan.preset": ("ganforensics.gan.config", "PRESETS"),
     "detectors.cnn.arch": ("ganforensics.detectors.cnn.archs", "ARCHS"),
@@ -148,14 +147,10 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any], prefix: str = "") ->
     return out
 
 
-def _registry(where: tuple[str, str]) -> tuple[str, ...] | None:
-    """The names of a library registry (None when its module cannot be imported)."""
+def _registry(where: tuple[str, str]) -> tuple[str, ...]:
+    """The names of a library registry (a tuple of names or a dict keyed by name)."""
     module, attr = where
-    try:
-        names = getattr(importlib.import_module(module), attr)
-    except ImportError:
-        return None
-    return tuple(str(n) for n in names)
+    return tuple(str(n) for n in getattr(importlib.import_module(module), attr))
 
 
 def _unknown_value(path: str, value: Any, known: tuple[Any, ...]) -> ConfigError:
@@ -167,8 +162,6 @@ def _unknown_value(path: str, value: Any, known: tuple[Any, ...]) -> ConfigError
 def _check_last_block(path: str, value: str) -> None:
     """As the GAN stage parses it (`gan.nets.parse_last_block`), listing `LAST_BLOCKS`."""
     known = _registry(_LAST_BLOCKS)
-    if known is None:
-        return
     from ganforensics.gan.nets import parse_last_block
 
     try:
@@ -203,7 +196,7 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
                  "preset": str(item.get("preset", preset))}
         _check_last_block(path if isinstance(raw, str) else f"{path}.last_block", last)
         presets = _registry(_GAN_PRESETS)
-        if presets is not None and entry["preset"] not in presets:
+        if entry["preset"] not in presets:
             raise _unknown_value(f"{path}.preset", entry["preset"], presets)
         if "steps" in item:
             if item["steps"] < 1:
@@ -238,12 +231,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         if value < minimum:
             raise ConfigError(f"config key '{path}' must be at least {minimum}, got {value!r}")
     sizes = _registry(_SIZES)
-    if sizes is not None and str(cfg["data"]["size"]) not in sizes:
+    if str(cfg["data"]["size"]) not in sizes:
         raise _unknown_value("data.size", cfg["data"]["size"], sizes)
     for path, where in _REGISTRIES.items():
         known = _registry(where)
         value = _get(cfg, path)
-        if known is not None and value not in known:
+        if value not in known:
             raise _unknown_value(path, value, known)
     for path, choices in _CHOICES.items():
         value = _get(cfg, path)
