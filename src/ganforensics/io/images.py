@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,3 +211,23 @@ def iter_images(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for i, (arr, err) in enumerate(pool.map(_one, path_list)):
             yield i, arr, err
+
+
+def shape_batches(
+    images: Sequence[np.ndarray],
+    batch_size: int,
+    *,
+    key: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None,
+) -> Iterator[list[int]]:
+    """Index batches of at most `batch_size` images that share a shape (or `key(shape)`).
+
+    Groups come in order of first appearance, and indices keep input order within a group.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        shape = tuple(int(d) for d in np.shape(im))
+        groups.setdefault(key(shape) if key else shape, []).append(i)
+    step = max(1, int(batch_size))
+    for idx in groups.values():
+        for start in range(0, len(idx), step):
+            yield idx[start : start + step]
