@@ -29,6 +29,7 @@ from ganforensics.gan.data import load_training_images
 from ganforensics.gan.losses import d_loss, g_loss, gradient_penalty
 from ganforensics.gan.nets import Discriminator, Generator
 from ganforensics.io.atomic import atomic_path, save_png_atomic, write_csv_atomic
+from ganforensics.io.images import image_grid
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import derive_seed
 
@@ -65,18 +66,6 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Generator output (N, 3, H, W) in [-1, 1] -> uint8 (N, H, W, 3): uint8((x*.5+.5)*255)."""
     y = ((x.detach().float().cpu() * 0.5 + 0.5) * 255).clamp(0, 255).to(torch.uint8)
     return y.permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def image_grid(images: np.ndarray, ncol: int = GRID, pad: int = 2) -> np.ndarray:
-    """Tile (N, H, W, 3) uint8 images into one grid image with grey padding."""
-    n, h, w, _ = images.shape
-    nrow = -(-n // ncol)
-    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 128, np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, ncol)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h,
-             pad + c * (w + pad): pad + c * (w + pad) + w] = im
-    return grid
 
 
 @contextlib.contextmanager
@@ -177,7 +166,7 @@ def train_gan(
         with torch.no_grad():
             imgs = to_uint8(gen(fixed_z.to(device)))
         gen.train()
-        save_png_atomic(run.file(f"samples/step-{step:07d}.png"), image_grid(imgs))
+        save_png_atomic(run.file(f"samples/step-{step:07d}.png"), image_grid(imgs, GRID))
 
     def checkpoint(step: int) -> None:
         _write_losses(run.file("losses.csv"), loss_rows)

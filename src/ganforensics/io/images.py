@@ -231,3 +231,30 @@ def shape_batches(
     for idx in groups.values():
         for start in range(0, len(idx), step):
             yield idx[start : start + step]
+
+
+def image_grid(
+    images: np.ndarray | Sequence[np.ndarray],
+    ncol: int,
+    *,
+    pad: int = 2,
+    fill: int = 128,
+    scale: int = 1,
+) -> np.ndarray:
+    """Tile same-size (H, W, 3) uint8 images row by row into one image.
+
+    `ncol` columns (fewer when there are fewer images), `pad` pixels of grey level `fill`
+    between and around them, then enlarged `scale` times (nearest neighbour).
+    """
+    stack = np.asarray(images)
+    n, h, w = stack.shape[:3]
+    cols = max(1, min(int(ncol), n))
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), fill, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top : top + h, left : left + w] = stack[i]
+    if scale > 1:
+        grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    return grid

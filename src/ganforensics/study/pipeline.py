@@ -21,7 +21,7 @@ from ganforensics.console import info, progress_enabled
 from ganforensics.data.manifest import MANIFEST_COLUMNS, read_manifest, usable, write_manifest
 from ganforensics.errors import InputError, RunExistsError
 from ganforensics.io.atomic import save_png_atomic
-from ganforensics.io.images import iter_images
+from ganforensics.io.images import image_grid, iter_images
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import derive_seed, seed_everything
 from ganforensics.study.stages import Stage, StageResult, require, run_stages
@@ -85,19 +85,6 @@ def load_stack(df: pd.DataFrame, what: str) -> np.ndarray:
     if len(shapes) > 1:
         raise InputError(f"{what}: images differ in size ({sorted(shapes)[:3]} ...)")
     return np.stack(arrays)
-
-
-def image_grid(stack: np.ndarray, n: int, scale: int = 2) -> np.ndarray:
-    """An n x n grid (1 px gaps) of the first n*n images, enlarged `scale` x (nearest)."""
-    k = min(len(stack), n * n)
-    cols = min(n, k)
-    rows = int(np.ceil(k / cols))
-    h, w = stack.shape[1:3]
-    grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, 3), 255, np.uint8)
-    for i in range(k):
-        r, c = divmod(i, cols)
-        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = stack[i]
-    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
 def _split(df: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -246,7 +233,9 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
     real_stack = load_stack(held, "held-out reals")
     real_feat = np.asarray(compute_features(real_stack, extractor), dtype=np.float64)
     mu_r, s_r = real_feat.mean(0), np.cov(real_feat, rowvar=False)
-    save_png_atomic(ctx.run.file("figures/grid_real.png"), image_grid(real_stack, q["grid"]))
+    n = q["grid"]
+    save_png_atomic(ctx.run.file("figures/grid_real.png"),
+                    image_grid(real_stack[: n * n], n, pad=1, fill=255, scale=2))
     rows = []
     for s in ctx.setups():
         fake_stack = load_stack(_split(ctx.fake_manifest(s["name"]), "test"), s["name"])
@@ -259,7 +248,7 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
                      "kid_std": float(k_std), "n_real": len(real_feat), "n_fake": len(feat),
                      "feature_dim": int(feat.shape[1])})
         save_png_atomic(ctx.run.file(f"figures/grid_{s['name']}.png"),
-                        image_grid(fake_stack, q["grid"]))
+                        image_grid(fake_stack[: n * n], n, pad=1, fill=255, scale=2))
     table = pd.DataFrame(rows)
     ext_name = str(getattr(extractor, "label", type(extractor).__name__))
     standard = bool(getattr(extractor, "standard", False))
