@@ -13,7 +13,8 @@ from PIL import Image
 from skimage import data as skdata
 from sklearn.metrics import roc_auc_score
 
-from ganforensics.detectors.base import Detector, load_detector
+from ganforensics.detectors import Detector, load_detector
+from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.spectral import (
     SpectralDetector,
     load_spectral_detector,
@@ -76,6 +77,9 @@ def test_upsampling_physics_profile_detector(photo_sets) -> None:
     x_tr, y_tr = _xy(photo_sets, train)
     det = SpectralDetector("spectral-profile").fit(x_tr, y_tr, seed=7)
     assert isinstance(det, Detector)
+    p = det.probs(x_te)
+    assert p.dtype == np.float64 and p.shape == (len(x_te),)
+    np.testing.assert_array_equal(p, sigmoid(det.logits(x_te)))
     auc = roc_auc_score(y_te, det.logits(x_te))
     assert auc > 0.95
     # a detector trained with shuffled labels has no such skill

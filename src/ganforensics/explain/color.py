@@ -25,11 +25,12 @@ from ganforensics.explain.adapter import (
     batched_logits,
     get_module,
     model_device,
-    shape_batches,
     sigmoid,
 )
-from ganforensics.explain.ffrs import compute_ffrs, parse_key
+from ganforensics.explain.ffrs import compute_ffrs, default_k, parse_key
+from ganforensics.explain.masking import as_ranking
 from ganforensics.explain.scores import per_generator_metrics
+from ganforensics.io.images import shape_batches
 
 LUMA = (0.299, 0.587, 0.114)
 ALPHA = 0.05
@@ -136,8 +137,6 @@ def color_report(
     `ranking` (DataFrame / FFRSResult / CSV path) supplies the top-k maps; without it FF-RS is
     computed from the test fakes themselves. `k` defaults to the ranking's default top-k.
     """
-    from ganforensics.explain.masking import _ranking
-
     ex = as_explainable(detector)
     y = np.asarray(labels).astype(int)
     gray = [to_grayscale(im) for im in images]
@@ -153,9 +152,7 @@ def color_report(
         res = compute_ffrs(ex, [images[i] for i in fakes], k=k)
         rk, kk, source = res.ranking, res.k, "test fakes"
     else:
-        from ganforensics.explain.ffrs import default_k
-
-        rk = _ranking(ranking)
+        rk = as_ranking(ranking)
         kk = default_k(len(rk)) if k is None else int(k)
     if not 1 <= kk <= len(rk):
         raise InputError(f"k = {kk} must lie in 1..{len(rk)} (maps in the ranking)")
