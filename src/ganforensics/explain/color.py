@@ -1,6 +1,7 @@
 """Colour ablation (DESIGN B6): AP on RGB vs grayscale input, and colour-conditional maps.
 
-Grayscale input: L = 0.299 R + 0.587 G + 0.114 B (rounded to uint8) replicated to three channels;
+Grayscale input: `data.perturb.grayscale`, L = 0.299 R + 0.587 G + 0.114 B in float32 (rounded
+to uint8) replicated to three channels, the one the study's grayscale stage uses;
 decisions use the detector's RGB-calibrated threshold. A top-k feature map is colour-conditional
 when its response on fakes — the spatial max of the conv output per image — differs between the
 RGB and the grayscale version of the same fakes by Mood's median test at p <= 0.05.
@@ -18,6 +19,7 @@ import torch
 from scipy.stats import median_test
 from torch import nn
 
+from ganforensics.data.perturb import grayscale
 from ganforensics.errors import InputError
 from ganforensics.explain.adapter import (
     Explainable,
@@ -32,18 +34,7 @@ from ganforensics.explain.masking import as_ranking
 from ganforensics.explain.scores import per_generator_metrics
 from ganforensics.io.images import shape_batches
 
-LUMA = (0.299, 0.587, 0.114)
 ALPHA = 0.05
-
-
-def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> luma L = 0.299R + 0.587G + 0.114B replicated to 3 channels."""
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
-    lum = arr[..., :3].astype(np.float64) @ np.asarray(LUMA)
-    g = np.clip(np.rint(lum), 0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, axis=2)
 
 
 @torch.no_grad()
@@ -139,7 +130,7 @@ def color_report(
     """
     ex = as_explainable(detector)
     y = np.asarray(labels).astype(int)
-    gray = [to_grayscale(im) for im in images]
+    gray = [grayscale(im) for im in images]
     p_rgb = sigmoid(batched_logits(ex, images))
     p_gray = sigmoid(batched_logits(ex, gray))
     d_rgb = per_generator_metrics(y, p_rgb, generators, ex.threshold)
