@@ -228,3 +228,20 @@ def test_hold_out_works_when_all_fakes_share_one_source():
     real_va = {s for s, y in zip(va.sources, va.labels, strict=True) if y == 0}
     assert real_tr and real_va and not real_tr & real_va  # photos still never straddle
     assert len(va) + len(tr) == len(data) and (va.labels == 1).sum() == 6  # 30 % of 20 fakes
+
+
+def test_manifest_rows_decode_once_with_error_rows_and_one_warning(tmp_path, capsys):
+    imgs, labels = _tiny(0, 4)
+    rows = []
+    for i, (im, lab) in enumerate(zip(imgs, labels, strict=True)):
+        Image.fromarray(im).save(tmp_path / f"{i}.png")
+        rows.append({"abspath": str(tmp_path / f"{i}.png"), "label": int(lab), "error": ""})
+    for name in ("bad1.png", "bad2.png"):
+        (tmp_path / name).write_bytes(b"not a png")
+        rows.append({"abspath": str(tmp_path / name), "label": 1, "error": ""})
+    rows.append({"abspath": str(tmp_path / "gone.png"), "label": 0, "error": "file not found"})
+    data = as_image_set(pd.DataFrame(rows), "toy set")
+    assert len(data) == 4 and data.labels.tolist() == labels.tolist()
+    assert [p for p, _ in data.errors] == [str(tmp_path / "bad1.png"), str(tmp_path / "bad2.png")]
+    err = capsys.readouterr().err
+    assert err.count("toy set: 2 unreadable image(s) skipped") == 1 and "gone.png" not in err
