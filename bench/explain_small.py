@@ -105,7 +105,7 @@ def main() -> None:
         from ganforensics.detectors.cnn import train_cnn_detector
 
         train_cnn_detector("small", "wang2020", str(data / "train.csv"), str(data / "val.csv"),
-                           model, max_epochs=args.epochs, aug_prob=0.1, progress=False)
+                           model, epochs=args.epochs, aug_prob=0.1, progress=False)
         t_train = time.perf_counter() - t
     gf = [sys.executable, "-m", "ganforensics", "explain"]
     runs = out / "runs"

@@ -1,15 +1,23 @@
 """Every registry backbone builds offline with a one-logit head, and its declared feature layer
-and head exist."""
+and head exist; the one uint8 -> normalised tensor."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from ganforensics.detectors.cnn import ARCHS, build_model
-from ganforensics.detectors.cnn.archs import head_module, init_head_wang2020
+from ganforensics.detectors.cnn import ARCHS, CNNDetector, build_model
+from ganforensics.detectors.cnn.archs import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    head_module,
+    init_head_wang2020,
+    normalised_tensor,
+)
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.explain import imagenet_preprocess
 
 FAST = ["small", "resnet18", "resnet50", "densenet121", "efficientnet_b0"]
 SLOW = {"xception": 71, "inception_resnet_v2": 75, "nasnet": 64}
@@ -76,3 +84,18 @@ def test_weights_file_roundtrip_and_mismatch(tmp_path):
         build_model("resnet18", p)
     with pytest.raises(ConfigError, match="unknown architecture"):
         build_model("vgg99")
+
+
+
+def test_one_normalisation_matches_the_float32_formula_for_every_pixel_value():
+    v = np.arange(256, dtype=np.uint8)
+    stack = np.stack([np.stack([v, v[::-1], v], -1)[None]] * 2)  # (2, 1, 256, 3)
+    ref = (stack.astype(np.float32) / np.float32(255) - np.float32(IMAGENET_MEAN)) / np.float32(
+        IMAGENET_STD)
+    x = normalised_tensor(stack)
+    assert x.dtype == torch.float32 and x.shape == (2, 3, 1, 256)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), ref)
+    det = CNNDetector(build_model("small"), "small", input_size=256, crop="none")
+    np.testing.assert_array_equal(det.preprocess(list(stack)).numpy(), x.numpy())
+    np.testing.assert_array_equal(imagenet_preprocess(list(stack)).numpy(), x.numpy())

@@ -13,7 +13,7 @@ import torchvision
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.detectors.base import load_detector
+from ganforensics.detectors import Detector, load_detector
 from ganforensics.detectors.cnn import CNNDetector, build_model, load_cnndetection_checkpoint
 from ganforensics.errors import UnsupportedModelError
 
@@ -81,6 +81,7 @@ def test_load_detector_dispatches_pth(reference):
     _, path = reference
     det = load_detector(path)
     assert isinstance(det, CNNDetector) and det.kind == "cnn" and det.arch == "resnet50"
+    assert isinstance(det, Detector)  # logits, probs, save, kind, threshold, meta
 
 
 class _Evil:

@@ -16,6 +16,9 @@ from typer.testing import CliRunner
 from ganforensics.cli.main import app
 from ganforensics.detectors.cnn import RECIPES, build_model, load_cnn_detector, train_cnn_detector
 from ganforensics.detectors.cnn import train as train_mod
+from ganforensics.detectors.cnn.augment import augment_train, augment_val
+from ganforensics.detectors.cnn.data import ImageSet, as_image_set, split_train_val
+from ganforensics.detectors.cnn.recipes import get_recipe, make_optimizer
 from ganforensics.metrics.detection import detection_metrics
 
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "immunohistochemistry")
@@ -61,7 +64,7 @@ def test_small_cnn_wang2020_separates_transposed_conv_patches(tmp_path):
     train = make_split(PHOTOS[:3], 50, 0)
     val = make_split(PHOTOS[3:4], 40, 1)
     test = make_split(PHOTOS[4:], 60, 2)  # a photo never seen in training
-    det = train_cnn_detector("small", "wang2020", train, val, tmp_path / "m", max_epochs=6,
+    det = train_cnn_detector("small", "wang2020", train, val, tmp_path / "m", epochs=6,
                              aug_prob=0.1, progress=False)
     m = detection_metrics(test[1], det.probs(test[0]), det.threshold)
     assert m["ap"] >= 0.95, m
@@ -86,7 +89,7 @@ def _tiny(seed: int = 0, n: int = 24):
 
 @pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    kwargs = dict(max_epochs=3, batch_size=8, progress=False, crop_size=32)
+    kwargs = dict(epochs=3, batch_size=8, progress=False, crop_size=32)
     ref = train_cnn_detector("small", "wang2020", _tiny(), _tiny(1, 12), tmp_path / "ref",
                              **kwargs)
     original = train_mod._save_checkpoint
@@ -126,7 +129,7 @@ def test_recipe_constants_and_khan_layer_groups():
     assert (w.val_blur_sigma, w.val_jpeg_quality, w.patience, w.min_delta, w.min_lr) == (
         1.5, 65, 5, 0.001, 1e-6)
     model = build_model("resnet18")
-    opt = train_mod._optimizer(model, "resnet18", k)
+    opt = make_optimizer(model, "resnet18", k)
     assert isinstance(opt, torch.optim.SGD)
     body, head = opt.param_groups
     assert body["lr"] == 1e-3 and body["weight_decay"] == pytest.approx(2e-3)
@@ -141,8 +144,8 @@ def test_lr_drops_then_stops_below_min_lr(monkeypatch):
     """Constant validation accuracy: after `patience` epochs lr/10 twice (1e-5, 1e-6), then
     stop because 1e-7 < 1e-6. (Patience 2 here to keep it short; the recipe's is 5.)"""
     monkeypatch.setattr(train_mod, "_val_logits", lambda model, views, *a: np.zeros(len(views)))
-    recipe = train_mod.get_recipe("wang2020", patience=2)
-    det = train_cnn_detector("small", recipe, _tiny(0, 8), _tiny(1, 4), None, max_epochs=40,
+    recipe = get_recipe("wang2020", patience=2)
+    det = train_cnn_detector("small", recipe, _tiny(0, 8), _tiny(1, 4), None, epochs=40,
                              batch_size=8, progress=False, crop_size=16)
     lrs = [h["lr"] for h in det.meta["history"]]
     assert len(lrs) == 7 and det.meta["stopped_early"]
@@ -153,17 +156,17 @@ def test_lr_drops_then_stops_below_min_lr(monkeypatch):
 def test_augmentations_grayscale_crop_and_deterministic_val(rng):
     img = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
     rec = RECIPES["wang2020"]
-    views = [train_mod.augment_train(img, np.random.default_rng(i), rec, 32, True)
+    views = [augment_train(img, np.random.default_rng(i), rec, 32, True)
              for i in range(60)]
     assert all(v.shape == (32, 32, 3) for v in views)
     gray = sum(bool((v[..., 0] == v[..., 1]).all() and (v[..., 1] == v[..., 2]).all())
                for v in views)
     assert 15 <= gray <= 45  # RandomGrayscale p = 0.5
-    plain = [train_mod.augment_train(img, np.random.default_rng(i), rec, 32, False)
+    plain = [augment_train(img, np.random.default_rng(i), rec, 32, False)
              for i in range(30)]
     assert not any((v[..., 0] == v[..., 2]).all() for v in plain)
-    a = [train_mod.augment_val(img, i, rec, 32, 2021) for i in range(20)]
-    b = [train_mod.augment_val(img, i, rec, 32, 2021) for i in range(20)]
+    a = [augment_val(img, i, rec, 32, 2021) for i in range(20)]
+    b = [augment_val(img, i, rec, 32, 2021) for i in range(20)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert sum(not np.array_equal(x, img[4:36, 8:40]) for x in a) >= 5  # some got blur/JPEG
 
@@ -204,9 +207,41 @@ def test_khan2019_without_val_holds_out_30_percent_of_sources(tmp_path):
             rows.append({"path": p.name, "abspath": str(p), "label": lab, "source": f"photo{s}",
                          "generator": "real" if lab == 0 else "toy"})
     df = pd.DataFrame(rows)
-    det = train_cnn_detector("small", "khan2019", df, None, None, max_epochs=1, batch_size=8,
+    det = train_cnn_detector("small", "khan2019", df, None, None, epochs=1, batch_size=8,
                              progress=False)
     assert det.meta["n_val"] == 12 and det.meta["n_train"] == 28  # 3 of 10 sources
     assert det.meta["recipe"] == "khan2019" and "held out 30%" in det.meta["validation"]
-    split_tr, split_va = train_mod._split_train_val(train_mod.as_image_set(df), 0.3, 2021)
+    split_tr, split_va = split_train_val(as_image_set(df), 0.3, 2021)
     assert not set(split_tr.sources) & set(split_va.sources)
+
+
+def test_hold_out_works_when_all_fakes_share_one_source():
+    rng = np.random.default_rng(0)
+    n_real, n_fake = 24, 20
+    images = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(n_real + n_fake)]
+    sources = [f"photo{i % 6}" for i in range(n_real)] + ["gan-run-1"] * n_fake
+    labels = np.array([0] * n_real + [1] * n_fake)
+    data = ImageSet(images, labels, ["real"] * n_real + ["toy"] * n_fake, sources)
+    tr, va = split_train_val(data, 0.3, 2021)
+    assert set(tr.labels.tolist()) == {0, 1} and set(va.labels.tolist()) == {0, 1}
+    real_tr = {s for s, y in zip(tr.sources, tr.labels, strict=True) if y == 0}
+    real_va = {s for s, y in zip(va.sources, va.labels, strict=True) if y == 0}
+    assert real_tr and real_va and not real_tr & real_va  # photos still never straddle
+    assert len(va) + len(tr) == len(data) and (va.labels == 1).sum() == 6  # 30 % of 20 fakes
+
+
+def test_manifest_rows_decode_once_with_error_rows_and_one_warning(tmp_path, capsys):
+    imgs, labels = _tiny(0, 4)
+    rows = []
+    for i, (im, lab) in enumerate(zip(imgs, labels, strict=True)):
+        Image.fromarray(im).save(tmp_path / f"{i}.png")
+        rows.append({"abspath": str(tmp_path / f"{i}.png"), "label": int(lab), "error": ""})
+    for name in ("bad1.png", "bad2.png"):
+        (tmp_path / name).write_bytes(b"not a png")
+        rows.append({"abspath": str(tmp_path / name), "label": 1, "error": ""})
+    rows.append({"abspath": str(tmp_path / "gone.png"), "label": 0, "error": "file not found"})
+    data = as_image_set(pd.DataFrame(rows), "toy set")
+    assert len(data) == 4 and data.labels.tolist() == labels.tolist()
+    assert [p for p, _ in data.errors] == [str(tmp_path / "bad1.png"), str(tmp_path / "bad2.png")]
+    err = capsys.readouterr().err
+    assert err.count("toy set: 2 unreadable image(s) skipped") == 1 and "gone.png" not in err

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from explain_toy import toy_dataset, train_toy_detector
+from ganforensics.data import perturb
 from ganforensics.errors import InputError
 from ganforensics.explain import (
     Explainable,
@@ -21,8 +22,8 @@ from ganforensics.explain import (
     overlay,
     parse_key,
     read_ranking,
-    to_grayscale,
 )
+from ganforensics.explain import color as color_mod
 from ganforensics.explain.adapter import batched_logits, sigmoid
 from ganforensics.explain.ffrs import CONFIDENCE, normalised_channel_relevance
 
@@ -154,9 +155,10 @@ def test_masking_topk_hurts_more_than_random(toy, test_set):
 # ---- colour ---------------------------------------------------------------------------------
 
 
-def test_to_grayscale_formula():
+def test_colour_ablation_uses_the_study_grayscale_formula():
+    assert color_mod.grayscale is perturb.grayscale  # the one the study's grayscale stage uses
     img = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], dtype=np.uint8)
-    g = to_grayscale(img)
+    g = color_mod.grayscale(img)
     assert g.shape == img.shape and g.dtype == np.uint8
     assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
     assert list(g[0, :, 0]) == [76, 150, 29, round(0.299 * 10 + 0.587 * 20 + 0.114 * 30)]

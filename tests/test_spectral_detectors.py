@@ -13,7 +13,8 @@ from PIL import Image
 from skimage import data as skdata
 from sklearn.metrics import roc_auc_score
 
-from ganforensics.detectors.base import Detector, load_detector
+from ganforensics.detectors import Detector, load_detector
+from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.spectral import (
     SpectralDetector,
     load_spectral_detector,
@@ -76,6 +77,9 @@ def test_upsampling_physics_profile_detector(photo_sets) -> None:
     x_tr, y_tr = _xy(photo_sets, train)
     det = SpectralDetector("spectral-profile").fit(x_tr, y_tr, seed=7)
     assert isinstance(det, Detector)
+    p = det.probs(x_te)
+    assert p.dtype == np.float64 and p.shape == (len(x_te),)
+    np.testing.assert_array_equal(p, sigmoid(det.logits(x_te)))
     auc = roc_auc_score(y_te, det.logits(x_te))
     assert auc > 0.95
     # a detector trained with shuffled labels has no such skill
@@ -148,7 +152,7 @@ def test_save_reload_identical(kind, clf, photo_sets, tmp_path) -> None:
         assert meta["feature_settings"]["profile_length"] == 20
 
 
-def test_train_from_manifest_and_calibrate(photo_sets, tmp_path) -> None:
+def test_train_from_manifest_and_calibrate(photo_sets, tmp_path, capsys) -> None:
     rows = []
     for split, names in (("train", PHOTOS[:3]), ("val", PHOTOS[3:4])):
         for name in names:
@@ -161,11 +165,17 @@ def test_train_from_manifest_and_calibrate(photo_sets, tmp_path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     rows.append({"abspath": str(bad), "label": 1, "split": "train", "generator": "tconv"})
+    # a row that already failed (e.g. at import) is left out, not decoded or counted again
+    rows.append({"abspath": str(tmp_path / "gone.png"), "label": 0, "split": "train",
+                 "generator": "real", "error": "file not found"})
     df = pd.DataFrame(rows)
     det = train_spectral_detector(
         "spectral-decay", df[df.split == "train"], df[df.split == "val"], classifier="knn",
         seed=5, n_bins=20,
     )
+    err = capsys.readouterr().err
+    assert err.count("unreadable image(s) skipped") == 1 and "broken.png" in err
+    assert "gone.png" not in err
     assert det.meta["train_skipped"] == 1
     assert det.meta["threshold_source"] == "validation"
     assert det.meta["feature_settings"]["n_bins"] == 20

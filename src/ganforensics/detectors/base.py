@@ -1,13 +1,13 @@
-"""The interface every detector implements, and loading by kind.
+"""The interface every detector implements, and the logistic helpers.
 
 A detector maps RGB uint8 images to logits: P(fake) = sigmoid(logit) (real = 0, fake = 1).
 A saved detector is a folder with `model.json` (its `kind`, preprocessing, provenance, the
 calibrated `threshold`) plus arrays (`model.safetensors` or `.npz`); never a pickle.
+`ganforensics.detectors.loading.load_detector` loads one by its kind.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ganforensics.errors import InputError, UnsupportedModelError
+from ganforensics.errors import InputError
 
 
 def read_model_json(meta_path: Path) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def read_model_json(meta_path: Path) -> dict[str, Any]:
 
 @runtime_checkable
 class Detector(Protocol):
-    """What predict / evaluate / bypass need from a detector."""
+    """What predict / evaluate / bypass / explain need from a detector."""
 
     kind: str
     """Registry key, e.g. "spectral-profile", "spectral-decay", "cnn"."""
@@ -42,44 +42,13 @@ class Detector(Protocol):
         """Logits (float64, shape (N,)) for RGB uint8 images (H, W, 3)."""
         ...
 
+    def probs(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """P(fake) = sigmoid(logit) (float64, shape (N,)) for RGB uint8 images (H, W, 3)."""
+        ...
+
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write model.json and arrays into `out_dir` (atomically per file)."""
         ...
-
-
-# kind -> "module:attribute" of a loader `load(path: Path) -> Detector`
-_LOADERS: dict[str, str] = {
-    "spectral-profile": "ganforensics.detectors.spectral:load_spectral_detector",
-    "spectral-decay": "ganforensics.detectors.spectral:load_spectral_detector",
-    "cnn": "ganforensics.detectors.cnn:load_cnn_detector",
-}
-
-
-def register_kind(kind: str, loader: str) -> None:
-    """Register a loader ("module:function") for a detector kind."""
-    _LOADERS[kind] = loader
-
-
-def _resolve(spec: str) -> Any:
-    module, attr = spec.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def load_detector(path: str | os.PathLike[str]) -> Detector:
-    """Load a saved detector folder (or its model.json), or a CNNDetection `.pth` checkpoint."""
-    p = Path(path)
-    if p.suffix.lower() in (".pth", ".pt") and p.is_file():
-        return _resolve("ganforensics.detectors.cnn:load_cnndetection_checkpoint")(p)
-    meta_path = p / "model.json" if p.is_dir() else p
-    if not meta_path.is_file() or meta_path.name != "model.json":
-        raise InputError(f"{p}: not a detector (expected a folder with model.json, or a .pth file)")
-    meta = read_model_json(meta_path)
-    kind = meta.get("kind")
-    if kind not in _LOADERS:
-        raise UnsupportedModelError(
-            f"{meta_path}: unknown detector kind {kind!r} (known: {', '.join(sorted(_LOADERS))})"
-        )
-    return _resolve(_LOADERS[kind])(meta_path.parent)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 
 from ganforensics import __version__
-from ganforensics.console import track, warn
+from ganforensics.data.manifest import usable
 from ganforensics.detectors.base import read_model_json, sigmoid
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
-from ganforensics.io.images import iter_images
+from ganforensics.io.images import shape_batches
+from ganforensics.io.loading import load_images
+from ganforensics.metrics.threshold import calibrate_threshold
 from ganforensics.seeding import DEFAULT_SEED
 from ganforensics.spectral.classifiers import (
     CLASSIFIERS,
@@ -41,7 +43,13 @@ from ganforensics.spectral.classifiers import (
     describe,
     fit_classifier,
 )
-from ganforensics.spectral.decay import FIT_START, decay_features, decay_plan
+from ganforensics.spectral.decay import (
+    FEATURE_NAMES,
+    FIT_START,
+    SMOOTH_SPAN,
+    decay_features,
+    decay_plan,
+)
 from ganforensics.spectral.spectra import durall_length, durall_profiles, resample_profiles
 
 KINDS = ("spectral-profile", "spectral-decay")
@@ -56,13 +64,13 @@ FORMAT_VERSION = 1
 
 
 def _size_groups(images: Sequence[np.ndarray]) -> dict[tuple[int, int], list[int]]:
-    groups: dict[tuple[int, int], list[int]] = {}
+    """Image indices by (H, W), in order of first appearance; checks each image's shape."""
     for i, img in enumerate(images):
         a = np.asarray(img)
         if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
             raise InputError(f"image {i}: expected (H, W, 3) RGB or (H, W) gray, got {a.shape}")
-        groups.setdefault((int(a.shape[0]), int(a.shape[1])), []).append(i)
-    return groups
+    batches = shape_batches(images, len(images), key=lambda shape: shape[:2])
+    return {tuple(np.shape(images[idx[0]])[:2]): idx for idx in batches}
 
 
 def _as_list(images: Sequence[np.ndarray] | np.ndarray) -> Sequence[np.ndarray]:
@@ -146,10 +154,10 @@ class SpectralDetector:
                 "dtype": "float64",
             }
         return {
-            "features": ["b", "y_i", "y_f"],
+            "features": list(FEATURE_NAMES),
             "n_bins": self.n_bins if self.n_bins is not None else "auto",
             "fit_start": self.fit_start,
-            "smooth_span": 5,
+            "smooth_span": SMOOTH_SPAN,
             "empty_bins": "dropped",
             "dtype": "float64",
         }
@@ -207,14 +215,13 @@ class SpectralDetector:
 
     def calibrate(self, images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[int]) -> float:
         """Set `threshold` from validation images (balanced accuracy); returns it."""
-        from ganforensics.metrics.threshold import calibrate_threshold
-
-        probs = self.predict_proba(images)
+        probs = self.probs(images)
         y = np.asarray(labels).astype(int)
         self.threshold = float(calibrate_threshold(probs, y))
         self.meta["threshold_source"] = "validation"
         self.meta["n_val"] = int(len(y))
         if len(np.unique(y)) == 2:
+            # sklearn.metrics adds ~2 s to the import (python -X importtime); only needed here
             from sklearn.metrics import roc_auc_score
 
             pred = probs >= self.threshold
@@ -242,8 +249,8 @@ class SpectralDetector:
         self._check_fitted()
         return self.logits_from_features(self.features(images))
 
-    def predict_proba(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """P(fake) per image."""
+    def probs(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """P(fake) = sigmoid(logit) (float64, shape (N,)) per image."""
         return sigmoid(self.logits(images))
 
     # ------------------------------------------------------------------ persistence
@@ -323,33 +330,20 @@ def load_manifest_images(
 ) -> tuple[list[np.ndarray], np.ndarray, list[tuple[str, str]]]:
     """Decode the rows of a manifest (``abspath``, ``label``); bad files are skipped.
 
-    Returns (images, labels, errors) where errors are (path, reason) pairs.
+    Rows that already carry an ``error`` are left out. Returns (images, labels, errors) where
+    errors are the (path, reason) pairs of the files that did not decode (one summary warning).
     """
     if "abspath" not in df.columns:
         raise InputError(f"{what}: manifest rows need an 'abspath' column")
     if need_labels and ("label" not in df.columns or df["label"].isna().any()):
         n = int(df["label"].isna().sum()) if "label" in df.columns else len(df)
         raise InputError(f"{what}: {n} row(s) without a label (0 real / 1 fake)")
-    if "error" in df.columns:
-        df = df[df["error"].isna() | (df["error"].astype(str) == "")]
-    paths = [str(p) for p in df["abspath"]]
+    df = usable(df)
     labels_all = (
         df["label"].astype(int).to_numpy() if need_labels else np.full(len(df), -1, dtype=int)
     )
-    images: list[np.ndarray] = []
-    keep: list[int] = []
-    errors: list[tuple[str, str]] = []
-    for i, arr, err in track(iter_images(paths), f"decoding {what}", total=len(paths)):
-        if arr is None:
-            errors.append((paths[i], str(err)))
-            continue
-        images.append(arr)
-        keep.append(i)
-    for path, reason in errors[:5]:
-        warn(f"skipped {path}: {reason}")
-    if len(errors) > 5:
-        warn(f"... and {len(errors) - 5} more undecodable file(s) in {what}")
-    return images, labels_all[keep], errors
+    loaded = load_images(df, what=what, progress=True)
+    return loaded.images, labels_all[loaded.keep], loaded.errors
 
 
 def _manifest_hash(df: pd.DataFrame) -> str:

@@ -6,7 +6,7 @@ Every function takes a CNN detector (`ganforensics.detectors.cnn.CNNDetector`) o
 
 from ganforensics.explain.adapter import Explainable, as_explainable, imagenet_preprocess
 from ganforensics.explain.cam import gradcam, overlay
-from ganforensics.explain.color import ColorResult, color_report, to_grayscale
+from ganforensics.explain.color import ColorResult, color_report
 from ganforensics.explain.ffrs import (
     FFRSResult,
     compute_ffrs,
@@ -42,5 +42,4 @@ __all__ = [
     "parse_key",
     "per_generator_metrics",
     "read_ranking",
-    "to_grayscale",
 ]

@@ -7,7 +7,7 @@ methods work and are tested on tiny networks without a saved detector.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from ganforensics.detectors.base import sigmoid  # noqa: F401  (re-exported)
+from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD, normalised_tensor
 from ganforensics.errors import InputError, UnsupportedModelError
+from ganforensics.io.images import shape_batches
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_BATCH_SIZE = 32
 
 Preprocess = Callable[[Sequence[np.ndarray]], torch.Tensor]
@@ -30,12 +30,9 @@ def imagenet_preprocess(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) images -> (N, 3, H, W) float tensor, scaled to [0, 1] and normalised."""
-    arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 255.0
-    x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (x - m) / s
+    """RGB uint8 (H, W, 3) images -> contiguous (N, 3, H, W) float32 tensor,
+    (x / 255 - mean) / std (`normalised_tensor`)."""
+    return normalised_tensor(np.stack([np.asarray(im) for im in images]), mean, std).contiguous()
 
 
 @dataclass
@@ -103,18 +100,6 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for parameter-free models)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def shape_batches(
-    images: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE
-) -> Iterator[list[int]]:
-    """Index batches of at most `batch_size` images sharing one shape (order kept per shape)."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, im in enumerate(images):
-        groups.setdefault(tuple(np.shape(im)), []).append(i)
-    for idx in groups.values():
-        for start in range(0, len(idx), batch_size):
-            yield idx[start : start + batch_size]
 
 
 @torch.no_grad()

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib import colormaps
+from PIL import Image
 from torch import nn
 
 from ganforensics.errors import InputError, UnsupportedModelError
@@ -81,9 +83,6 @@ def gradcam(
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The heatmap (jet colours) blended over the image; enlarged to >= 256 px per side."""
-    from matplotlib import colormaps
-    from PIL import Image
-
     img = np.asarray(image, dtype=np.uint8)
     h, w = img.shape[:2]
     hm = np.asarray(heatmap, dtype=np.float32)

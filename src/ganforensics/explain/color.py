@@ -1,6 +1,7 @@
 """Colour ablation (DESIGN B6): AP on RGB vs grayscale input, and colour-conditional maps.
 
-Grayscale input: L = 0.299 R + 0.587 G + 0.114 B (rounded to uint8) replicated to three channels;
+Grayscale input: `data.perturb.grayscale`, L = 0.299 R + 0.587 G + 0.114 B in float32 (rounded
+to uint8) replicated to three channels, the one the study's grayscale stage uses;
 decisions use the detector's RGB-calibrated threshold. A top-k feature map is colour-conditional
 when its response on fakes — the spatial max of the conv output per image — differs between the
 RGB and the grayscale version of the same fakes by Mood's median test at p <= 0.05.
@@ -18,6 +19,7 @@ import torch
 from scipy.stats import median_test
 from torch import nn
 
+from ganforensics.data.perturb import grayscale
 from ganforensics.errors import InputError
 from ganforensics.explain.adapter import (
     Explainable,
@@ -25,24 +27,14 @@ from ganforensics.explain.adapter import (
     batched_logits,
     get_module,
     model_device,
-    shape_batches,
     sigmoid,
 )
-from ganforensics.explain.ffrs import compute_ffrs, parse_key
+from ganforensics.explain.ffrs import compute_ffrs, default_k, parse_key
+from ganforensics.explain.masking import as_ranking
 from ganforensics.explain.scores import per_generator_metrics
+from ganforensics.io.images import shape_batches
 
-LUMA = (0.299, 0.587, 0.114)
 ALPHA = 0.05
-
-
-def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 (H, W, 3) -> luma L = 0.299R + 0.587G + 0.114B replicated to 3 channels."""
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise InputError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
-    lum = arr[..., :3].astype(np.float64) @ np.asarray(LUMA)
-    g = np.clip(np.rint(lum), 0, 255).astype(np.uint8)
-    return np.repeat(g[..., None], 3, axis=2)
 
 
 @torch.no_grad()
@@ -136,11 +128,9 @@ def color_report(
     `ranking` (DataFrame / FFRSResult / CSV path) supplies the top-k maps; without it FF-RS is
     computed from the test fakes themselves. `k` defaults to the ranking's default top-k.
     """
-    from ganforensics.explain.masking import _ranking
-
     ex = as_explainable(detector)
     y = np.asarray(labels).astype(int)
-    gray = [to_grayscale(im) for im in images]
+    gray = [grayscale(im) for im in images]
     p_rgb = sigmoid(batched_logits(ex, images))
     p_gray = sigmoid(batched_logits(ex, gray))
     d_rgb = per_generator_metrics(y, p_rgb, generators, ex.threshold)
@@ -153,9 +143,7 @@ def color_report(
         res = compute_ffrs(ex, [images[i] for i in fakes], k=k)
         rk, kk, source = res.ranking, res.k, "test fakes"
     else:
-        from ganforensics.explain.ffrs import default_k
-
-        rk = _ranking(ranking)
+        rk = as_ranking(ranking)
         kk = default_k(len(rk)) if k is None else int(k)
     if not 1 <= kk <= len(rk):
         raise InputError(f"k = {kk} must lie in 1..{len(rk)} (maps in the ranking)")

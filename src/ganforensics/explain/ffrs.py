@@ -21,14 +21,9 @@ import torch
 
 from ganforensics.console import track
 from ganforensics.errors import InputError
-from ganforensics.explain.adapter import (
-    as_explainable,
-    batched_logits,
-    conv_layers,
-    shape_batches,
-    sigmoid,
-)
+from ganforensics.explain.adapter import as_explainable, batched_logits, conv_layers, sigmoid
 from ganforensics.explain.lrp import check_lrp_supported, conv_relevance
+from ganforensics.io.images import shape_batches
 from ganforensics.seeding import DEFAULT_SEED, rng_for
 
 CONFIDENCE = 0.9

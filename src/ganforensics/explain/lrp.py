@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from zennit.canonizers import CompositeCanonizer, SequentialMergeBatchNorm
 from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
 from zennit.rules import Epsilon, ZBox, ZPlus
@@ -77,8 +78,6 @@ def resnet_canonizer() -> CompositeCanonizer:
 
 
 def _is_torchvision_resnet(model: nn.Module) -> bool:
-    from torchvision.models.resnet import BasicBlock, Bottleneck
-
     return any(isinstance(m, (BasicBlock, Bottleneck)) for m in model.modules())
 
 

@@ -33,8 +33,7 @@ from ganforensics.seeding import DEFAULT_SEED, rng_for
 
 RANDOM_DRAWS = 5
 CONDITIONS = ("none", "top-k", "low-k", "random-k")
-
-
+"""The masking conditions, in the order of the report's rows."""
 POSITIONS = ("conv", "folded")
 
 
@@ -92,13 +91,32 @@ def masked_probs(
         return sigmoid(batched_logits(ex, images))
 
 
-def _ranking(ranking: pd.DataFrame | str | Any) -> pd.DataFrame:
+def as_ranking(ranking: pd.DataFrame | str | Any) -> pd.DataFrame:
+    """An FF-RS ranking, highest first, from a DataFrame, an `FFRSResult` or a CSV path."""
     if isinstance(ranking, pd.DataFrame):
         df = ranking.sort_values("ffrs", ascending=False, kind="stable").reset_index(drop=True)
         return df
     if hasattr(ranking, "ranking"):
-        return _ranking(ranking.ranking)
+        return as_ranking(ranking.ranking)
     return read_ranking(ranking)
+
+
+def _random_picks(keys: Sequence[str], k: int, draws: int, seed: int) -> list[list[str]]:
+    """`draws` seeded choices of `k` of the `keys` (each in ranking order)."""
+    picks = []
+    for d in range(draws):
+        pick = rng_for(seed, "random-k", k, d).choice(len(keys), size=k, replace=False)
+        picks.append([keys[i] for i in sorted(pick)])
+    return picks
+
+
+def _mean_over_draws(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Metrics averaged over the random draws per generator, with `ap_std` their AP spread."""
+    stacked = pd.concat(tables)
+    mean = stacked.groupby("generator", sort=False)[list(METRIC_COLUMNS)].mean()
+    std = stacked.groupby("generator", sort=False)["ap"].std(ddof=0)
+    df = tables[0].drop(columns=list(METRIC_COLUMNS)).set_index("generator")
+    return df.join(mean).join(std.rename("ap_std")).reset_index()
 
 
 def masking_report(
@@ -121,7 +139,7 @@ def masking_report(
     `seed`, `position` (see `mask_channels`).
     """
     ex = as_explainable(detector)
-    rk = _ranking(ranking)
+    rk = as_ranking(ranking)
     n_maps = len(rk)
     if not 1 <= int(k) <= n_maps:
         raise InputError(f"k = {k} must lie in 1..{n_maps} (maps in the ranking)")
@@ -135,22 +153,16 @@ def masking_report(
         df.insert(0, "condition", condition)
         return df
 
+    fixed = {"none": [], "top-k": keys[:k], "low-k": keys[-k:]}
     info(f"masking: baseline, top-{k}, low-{k}, random-{k} x {draws} draws")
-    for cond, chosen in (("none", []), ("top-k", keys[:k]), ("low-k", keys[-k:])):
-        df = run(cond, chosen)
-        df["ap_std"] = 0.0
-        frames.append(df)
-    rand = []
-    for d in range(draws):
-        pick = rng_for(seed, "random-k", k, d).choice(n_maps, size=k, replace=False)
-        rand.append(run("random-k", [keys[i] for i in sorted(pick)]))
-    if rand:
-        stacked = pd.concat(rand)
-        mean = stacked.groupby("generator", sort=False)[list(METRIC_COLUMNS)].mean()
-        std = stacked.groupby("generator", sort=False)["ap"].std(ddof=0)
-        df = rand[0].drop(columns=list(METRIC_COLUMNS)).set_index("generator")
-        df = df.join(mean).join(std.rename("ap_std")).reset_index()
-        frames.append(df[frames[0].columns])
+    for cond in CONDITIONS:
+        if cond in fixed:
+            df = run(cond, fixed[cond])
+            df["ap_std"] = 0.0
+            frames.append(df)
+        elif draws > 0:  # random-k
+            rand = [run(cond, chosen) for chosen in _random_picks(keys, k, draws, seed)]
+            frames.append(_mean_over_draws(rand)[frames[0].columns])
     out = pd.concat(frames, ignore_index=True)
     out["k"] = k
     out["draws"] = np.where(out["condition"] == "random-k", draws, 1)

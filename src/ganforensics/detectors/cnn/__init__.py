@@ -1,19 +1,30 @@
 """CNN detectors: backbone registry, training recipes (wang2020, khan2019, colour-robust),
 CNNDetection checkpoint import, and the `CNNDetector` used by predict / evaluate / explain."""
 
-from ganforensics.detectors.cnn.archs import ARCHS, ArchSpec, SmallCNN, build_model
+from ganforensics.detectors.cnn.archs import (
+    ARCHS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ArchSpec,
+    SmallCNN,
+    build_model,
+    normalised_tensor,
+)
 from ganforensics.detectors.cnn.checkpoint import (
     cnndetection_state_dict,
     load_cnndetection_checkpoint,
-    safe_torch_load,
 )
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
-from ganforensics.detectors.cnn.train import RECIPES, Recipe, get_recipe, train_cnn_detector
+from ganforensics.detectors.cnn.recipes import RECIPES, Recipe, get_recipe
+from ganforensics.detectors.cnn.train import train_cnn_detector
+from ganforensics.detectors.cnn.weights import read_state_dict, safe_torch_load
 
 __all__ = [
     "ARCHS",
     "ArchSpec",
     "CNNDetector",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "RECIPES",
     "Recipe",
     "SmallCNN",
@@ -22,6 +33,8 @@ __all__ = [
     "get_recipe",
     "load_cnn_detector",
     "load_cnndetection_checkpoint",
+    "normalised_tensor",
+    "read_state_dict",
     "safe_torch_load",
     "train_cnn_detector",
 ]

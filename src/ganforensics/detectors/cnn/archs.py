@@ -4,24 +4,47 @@ Each `ArchSpec` declares how inputs are prepared (input size, crop policy, norma
 module whose output serves for features and Grad-CAM (`feature_layer`), and the name of the
 final linear layer (`head`, used by the khan2019 per-layer learning rates and the wang2020 init).
 Nothing is downloaded: models start from random weights or from a local file (`weights=`),
-which is read with `torch.load(..., weights_only=True)` or safetensors.
+which is read with `torch.load(..., weights_only=True)` or safetensors (`weights.py`).
+`IMAGENET_MEAN` / `IMAGENET_STD` and `normalised_tensor` are the one input normalisation.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from ganforensics.detectors.cnn.weights import read_state_dict
 from ganforensics.errors import ConfigError, InputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalised_tensor(
+    stack: np.ndarray,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> float32 (N, 3, H, W) = (x / 255 - mean) / std, on `device`.
+
+    The result is a channels-last view of the NHWC pixels (call `.contiguous()` for NCHW).
+    The uint8 pixels travel to the device (4x fewer bytes than float) and are scaled there.
+    """
+    u8 = torch.from_numpy(stack)
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        u8 = u8.pin_memory().to(device, non_blocking=True)
+    x = u8.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC storage = channels-last
+    mean_t = torch.tensor(tuple(mean), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(tuple(std), dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return x.sub_(mean_t).div_(std_t)
 
 
 class SmallCNN(nn.Module):
@@ -66,6 +89,8 @@ class ArchSpec:
     description: str
 
 
+# torchvision.models (~2.8 s) and timm (~4 s) are imported when a model is built, not with the
+# package: measured with `python -X importtime`; most commands never build those backbones.
 def _tv(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import torchvision.models as tvm
@@ -134,41 +159,10 @@ def init_head_wang2020(model: nn.Module, arch: str, std: float = 0.02) -> None:
         nn.init.zeros_(fc.bias)
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Tensors from a safetensors file or a `.pth` (weights_only) file; unwraps `model` /
-    `state_dict` keys and a `module.` prefix."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: weights file not found")
-    if p.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(p))
-        except SafetensorError as exc:
-            raise InputError(f"{p}: not a readable safetensors file ({exc})") from None
-    from ganforensics.detectors.cnn.checkpoint import safe_torch_load
-
-    obj = safe_torch_load(p)
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(f"{p}: does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def build_model(
-    arch: str,
-    weights: str | os.PathLike[str] | None = None,
-    *,
-    pretrained_path: str | os.PathLike[str] | None = None,
-) -> nn.Module:
+def build_model(arch: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
     """Build `arch` with a one-logit head, random init (no download), optionally loading
-    `weights` (alias `pretrained_path`: a state dict whose names match the model; strict)."""
+    `weights` (a state dict whose names match the model; strict)."""
     spec = get_spec(arch)
-    weights = weights if weights is not None else pretrained_path
     model = spec.build()
     if weights is not None:
         state = read_state_dict(weights)

@@ -9,33 +9,15 @@ refused. Inputs: ImageNet normalisation, no resize, optional centre crop 224.
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ganforensics.errors import InputError, UnsupportedModelError
-
-
-def safe_torch_load(path: str | os.PathLike[str]) -> Any:
-    """`torch.load(path, weights_only=True)` with one-line errors; never runs pickled code."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: file not found")
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = str(exc).splitlines()
-        hint = next((ln.strip() for ln in detail if "GLOBAL" in ln or "global" in ln), "")
-        raise UnsupportedModelError(
-            f"{p}: refused to load: unpickling this file would execute code or build objects "
-            f"that are not plain tensors (loaded with weights_only=True for safety)"
-            + (f"; {hint}" if hint else "")
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{p}: not a readable PyTorch checkpoint ({msg})") from None
+from ganforensics.detectors.cnn.archs import build_model
+from ganforensics.detectors.cnn.model import CNNDetector
+from ganforensics.detectors.cnn.weights import safe_torch_load
+from ganforensics.errors import UnsupportedModelError
+from ganforensics.io.images import file_sha256
 
 
 def cnndetection_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -61,16 +43,12 @@ def cnndetection_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Ten
 
 def load_cnndetection_checkpoint(
     path: str | os.PathLike[str], *, crop: bool = False, threshold: float = 0.5
-):  # -> CNNDetector (import kept lazy to avoid a cycle)
+) -> CNNDetector:
     """A `CNNDetector` (arch resnet50) from a CNNDetection `.pth` file.
 
     `crop=True` centre-crops 224 (when the image is larger), as CNNDetection's `--crop` option;
     the default uses the whole image, as their evaluation does.
     """
-    from ganforensics.detectors.cnn.archs import build_model
-    from ganforensics.detectors.cnn.model import CNNDetector
-    from ganforensics.io.images import file_sha256
-
     p = Path(path)
     state = cnndetection_state_dict(p)
     model = build_model("resnet50")

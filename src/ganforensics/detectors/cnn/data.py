@@ -1,4 +1,5 @@
-"""Training/evaluation inputs for CNN detectors: manifests or in-memory images, decoded once."""
+"""Training/evaluation inputs for CNN detectors: manifests or in-memory images, decoded once,
+and the train / validation hold-out."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ganforensics.console import warn
+from ganforensics.data.manifest import read_manifest, usable
 from ganforensics.errors import InputError
+from ganforensics.io.images import file_sha256
+from ganforensics.io.loading import load_images
+from ganforensics.seeding import rng_for
 
 
 @dataclass
@@ -53,9 +58,6 @@ def manifest_rows_sha256(df: pd.DataFrame) -> str:
 
 
 def _decode_frame(df: pd.DataFrame, what: str, *, workers: int = 2) -> ImageSet:
-    from ganforensics.data.manifest import usable
-    from ganforensics.io.images import iter_images
-
     if "label" not in df.columns:
         raise InputError(f"{what}: manifest has no 'label' column")
     df = usable(df)
@@ -73,26 +75,16 @@ def _decode_frame(df: pd.DataFrame, what: str, *, workers: int = 2) -> ImageSet:
         str(g) if isinstance(g, str) and g else ("real" if int(lab) == 0 else "fake")
         for g, lab in zip(gens.tolist(), labels.tolist(), strict=True)
     ]
-    images: list[np.ndarray] = []
-    keep: list[int] = []
-    errors: list[tuple[str, str]] = []
-    for i, arr, err in iter_images(paths, workers=workers):
-        if arr is None:
-            errors.append((paths[i], err or "unreadable"))
-            continue
-        images.append(arr)
-        keep.append(i)
-    if errors:
-        warn(f"{what}: {len(errors)} unreadable image(s) skipped, e.g. {errors[0][0]}: "
-             f"{errors[0][1]}")
+    loaded = load_images(paths, what=what, workers=workers)
+    keep = loaded.keep
     src_l = srcs.tolist()
     return ImageSet(
-        images,
+        loaded.images,
         labels.to_numpy().astype(int)[keep],
         [gens_l[i] for i in keep],
         [str(src_l[i]) if isinstance(src_l[i], str) else paths[i] for i in keep],
         manifest_rows_sha256(df),
-        errors,
+        loaded.errors,
     )
 
 
@@ -102,9 +94,6 @@ def as_image_set(obj: Any, what: str = "data", *, workers: int = 2) -> ImageSet:
     if isinstance(obj, ImageSet):
         return obj
     if isinstance(obj, (str, os.PathLike)):
-        from ganforensics.data.manifest import read_manifest
-        from ganforensics.io.images import file_sha256
-
         df = read_manifest(obj)
         s = _decode_frame(df, str(obj), workers=workers)
         s.manifest_sha256 = file_sha256(Path(obj))
@@ -131,3 +120,38 @@ def as_image_set(obj: Any, what: str = "data", *, workers: int = 2) -> ImageSet:
         f"{what}: expected a manifest path, a DataFrame or (images, labels), got "
         f"{type(obj).__name__}"
     )
+
+
+def split_train_val(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Hold out `fraction` of the sources (so one photo's patches stay on one side).
+
+    When that leaves a class on one side only (e.g. every fake comes from one GAN run, which
+    is one source), the hold-out is drawn per class instead: `fraction` of each class's sources,
+    or of its images when the class has a single source (GAN samples are independent draws).
+    """
+    sources = np.array(data.sources, dtype=object)
+    labels = np.asarray(data.labels)
+    rng = rng_for(seed, "train-val-split")
+    is_val = _held_out(sources, fraction, rng)
+    classes = set(labels.tolist())
+    if set(labels[is_val].tolist()) != classes or set(labels[~is_val].tolist()) != classes:
+        is_val = np.zeros(len(labels), bool)
+        for lab in sorted(classes):
+            idx = np.flatnonzero(labels == lab)
+            if len(set(sources[idx].tolist())) > 1:
+                is_val[idx] = _held_out(sources[idx], fraction, rng)
+            elif len(idx) > 1:
+                n_val = max(1, int(round(fraction * len(idx))))
+                is_val[rng.permutation(idx)[:n_val]] = True
+    if is_val.all() or (~is_val).all():
+        raise InputError("cannot split the training data into train/val; pass a validation set "
+                         "with --val")
+    return data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
+
+
+def _held_out(sources: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask holding out `fraction` (at least one) of the distinct sources."""
+    uniq = sorted(set(sources.tolist()))
+    order = rng.permutation(len(uniq))
+    val_src = {uniq[i] for i in order[: max(1, int(round(fraction * len(uniq))))]}
+    return np.array([s in val_src for s in sources.tolist()], dtype=bool)

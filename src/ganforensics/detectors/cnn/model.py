@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
-from ganforensics.detectors.base import read_model_json
-from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD, build_model, get_spec
+from ganforensics.detectors.base import read_model_json, sigmoid
+from ganforensics.detectors.cnn.archs import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_model,
+    get_spec,
+    normalised_tensor,
+)
 from ganforensics.errors import InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
+from ganforensics.io.images import shape_batches
 
 FORMAT_VERSION = 1
 CROP_POLICIES = ("center", "none")
@@ -124,28 +134,13 @@ class CNNDetector:
         return self._normalise(np.stack(crops), torch.device("cpu")).contiguous()
 
     def _normalise(self, stack: np.ndarray, device: torch.device) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> normalised float (N, 3, H, W) on `device`, channels-last.
+        """(N, H, W, 3) uint8 -> normalised float (N, 3, H, W) on `device`, channels-last."""
+        return normalised_tensor(stack, self.norm_mean, self.norm_std, device)
 
-        The uint8 pixels travel to the device (4x fewer bytes than float) and are scaled there.
-        """
-        u8 = torch.from_numpy(stack)
-        if device.type == "cuda":
-            u8 = u8.pin_memory().to(device, non_blocking=True)
-        x = u8.permute(0, 3, 1, 2).float().div_(255.0)  # NHWC storage = channels-last
-        mean = torch.tensor(self.norm_mean, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(self.norm_std, device=device).view(1, 3, 1, 1)
-        return x.sub_(mean).div_(std)
-
-    def _groups(self, images: Sequence[np.ndarray]) -> Iterator[list[int]]:
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, im in enumerate(images):
-            shape = tuple(im.shape)
-            if self.crop == "center":
-                shape = center_crop_box(shape[0], shape[1], self.input_size)[2:]
-            by_shape.setdefault(shape, []).append(i)
-        for idx in by_shape.values():
-            for s in range(0, len(idx), self.batch_size):
-                yield idx[s : s + self.batch_size]
+    def _size_after_crop(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.crop == "center":
+            return center_crop_box(shape[0], shape[1], self.input_size)[2:]
+        return shape
 
     @torch.inference_mode()
     def forward_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,10 +163,6 @@ class CNNDetector:
         (conv outputs now include the BatchNorm), so `explain` keeps using the original.
         Models that torch.fx cannot trace are copied unfused.
         """
-        import copy
-
-        from torch.fx.experimental.optimization import fuse
-
         model = self.model.eval()
         try:
             folded = fuse(model)
@@ -190,7 +181,7 @@ class CNNDetector:
         self.model.eval()
         self.model.to(memory_format=torch.channels_last)
         try:
-            for idx in self._groups(images):
+            for idx in shape_batches(images, self.batch_size, key=self._size_after_crop):
                 crops = [self._crop(np.asarray(images[i])) for i in idx]
                 x = self._normalise(np.stack(crops), self.device)
                 out[idx] = self.forward_tensor(x).cpu().double().numpy()
@@ -199,9 +190,7 @@ class CNNDetector:
         return out
 
     def probs(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """P(fake) for RGB uint8 images."""
-        from ganforensics.detectors.base import sigmoid
-
+        """P(fake) (float64, (N,)) for RGB uint8 images."""
         return sigmoid(self.logits(images))
 
     def to(self, device: str | torch.device) -> CNNDetector:
@@ -212,8 +201,6 @@ class CNNDetector:
     # ---- persistence ----------------------------------------------------------------------
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
         """Write `model.safetensors` and `model.json` into `out_dir` (each atomically)."""
-        from safetensors.torch import save_file
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self._refresh_meta()
