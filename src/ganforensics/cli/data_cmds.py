@@ -17,7 +17,7 @@ from ganforensics.data.manifest import usable, write_manifest
 from ganforensics.data.perturb import parse_ops, perturb_manifest
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.io.atomic import to_json
-from ganforensics.io.loading import warn_bad_files
+from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -43,7 +43,7 @@ def scan_cmd(
     out_path: Path = typer.Option(
         ..., "--out", "-o", help="Manifest CSV to write (paths inside are relative to it)."
     ),
-    workers: int = typer.Option(2, min=1, help="Decoding threads."),
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing manifest."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -121,7 +121,7 @@ def audit_cmd(
         ..., help="Manifest CSV (or a folder, imported on the fly).", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
-    workers: int = typer.Option(2, min=1,
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1,
                                 help="Decoding threads (for facts missing from the CSV)."),
 ) -> None:
     """Compare reals and fakes on everything except the forensic signal.
@@ -225,7 +225,7 @@ def perturb_cmd(
         "blur:SIGMA, resize:SCALE[:FILTER], crop:N, noise:STD, grayscale.",
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output run folder."),
-    workers: int = typer.Option(2, min=1, help="Decoding threads."),
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Reuse a non-empty --out folder."),
 ) -> None:
     """Write perturbed copies of a dataset (PNG, so nothing is compressed again).

@@ -16,6 +16,7 @@ from ganforensics.detectors.base import load_detector
 from ganforensics.detectors.cnn import (
     ARCHS,
     RECIPES,
+    CNNDetector,
     load_cnndetection_checkpoint,
     train_cnn_detector,
 )
@@ -27,7 +28,7 @@ from ganforensics.io.atomic import atomic_path, to_json
 from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
 from ganforensics.seeding import DEFAULT_SEED
 
-KINDS = ("cnn", *spectral.KINDS)
+KINDS = (CNNDetector.kind, *spectral.KINDS)
 DEFAULT_ARCH = "resnet50"
 """The CNNDetection backbone (Wang et al. 2020), the default of `detector train --arch`."""
 DEFAULT_RECIPE = "wang2020"
@@ -42,7 +43,8 @@ _RECIPE = RECIPES[DEFAULT_RECIPE]
 def train_cmd(
     train: Path = typer.Option(None, "--train", help="Training manifest (CSV). Required."),
     out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
-    kind: str = typer.Option("cnn", "--kind", help=f"Detector kind: {', '.join(KINDS)}."),
+    kind: str = typer.Option(CNNDetector.kind, "--kind",
+                             help=f"Detector kind: {', '.join(KINDS)}."),
     val: Path = typer.Option(
         None, "--val", help="Validation manifest (threshold calibration, early stopping). "
         f"Default: {_RECIPE.val_fraction:.0%} of the training sources are held out (CNN)."
@@ -89,7 +91,7 @@ def train_cmd(
         "--crop-size": crop_size is not None, "--weights": weights is not None,
         "--device": device != "cpu", "--classifier": classifier is not None,
     })
-    if kind == "cnn":
+    if kind == CNNDetector.kind:
         check_device(device)
         det = train_cnn_detector(
             arch or DEFAULT_ARCH, recipe or DEFAULT_RECIPE, train, val, out_dir,
@@ -120,7 +122,8 @@ def train_cmd(
 def _warn_unused_options(kind: str, given: dict[str, bool]) -> None:
     """Warn about options given that the chosen --kind ignores."""
     spectral_only = {"--classifier"}
-    unused = [o for o, on in given.items() if on and ((o in spectral_only) == (kind == "cnn"))]
+    cnn = kind == CNNDetector.kind
+    unused = [o for o, on in given.items() if on and ((o in spectral_only) == cnn)]
     if unused:
         warn(f"--kind {kind} ignores {', '.join(unused)}")
 
