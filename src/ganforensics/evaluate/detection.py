@@ -23,6 +23,7 @@ from ganforensics.data.manifest import read_manifest, usable
 from ganforensics.data.perturb import image_id_of, parse_ops
 from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.evaluate.predict import known_errors
 from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded, warn_bad_files
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.detection import per_generator, pr_points, roc_points
@@ -133,10 +134,7 @@ def score_conditions(
     chains = {c: (None if c == CLEAN else parse_ops(c)) for c in conditions}
     n = len(rows)
     logits = {c: np.full(n, np.nan) for c in conditions}
-    known_bad = ~rows.index.isin(usable(rows).index)  # rows has a RangeIndex
-    errors: list[str | None] = [
-        str(rows["error"].iat[i]) if bad else None for i, bad in enumerate(known_bad)
-    ]
+    errors = known_errors(rows)
 
     def decoded():
         if images is not None:
@@ -307,7 +305,7 @@ def evaluate_detector(
     scores = score_conditions(detector, test, conds, batch_size=batch_size, workers=workers,
                               progress=progress)
     first = scores[scores["condition"] == conds[0]]
-    bad = first[first["error"].notna()]
+    bad = first[~first.index.isin(usable(first).index)]
     warn_bad_files(list(zip(bad["path"], bad["error"], strict=True)), "test set")
     unl = first[first["label"].isna()]
     if len(unl):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ganforensics.console import make_progress
 from ganforensics.data.importers import collect_inputs
+from ganforensics.data.manifest import usable
 from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded
 
@@ -81,6 +82,12 @@ def predict_paths(
     return pd.DataFrame(dict(zip(PREDICT_COLUMNS, columns, strict=True)))
 
 
+def known_errors(rows: pd.DataFrame) -> list[str | None]:
+    """Per row: the manifest's error, or None for a usable row (`data.manifest.usable`)."""
+    bad = ~rows.index.isin(usable(rows).index)  # manifest rows: a unique index
+    return [str(rows["error"].iat[i]) if b else None for i, b in enumerate(bad)]
+
+
 def input_paths(
     inputs: Sequence[str | os.PathLike[str]],
 ) -> tuple[list[str], list[str | None]]:
@@ -94,8 +101,7 @@ def input_paths(
             rows = collect_inputs([str(item)])
             col = "abspath" if "abspath" in rows.columns else "path"
             paths += rows[col].astype(str).tolist()
-            found = rows["error"].tolist() if "error" in rows.columns else [None] * len(rows)
-            errs += [e if isinstance(e, str) and e else None for e in found]
+            errs += known_errors(rows)
         else:
             paths.append(str(item))
             errs.append(None)
