@@ -143,7 +143,7 @@ def test_calibrated_threshold_never_sees_test_labels(monkeypatch):
     assert len(calls) == 1  # evaluation never calibrates
     assert det.threshold == thr == r1.threshold == r2.threshold == r3.threshold
     for r in (r1, r2, r3):
-        assert (r["metrics"]["threshold_cal"] == thr).all()
+        assert (r.metrics["threshold_cal"] == thr).all()
     # scores do not depend on labels; accuracies do (so labels really changed)
     np.testing.assert_array_equal(r1.scores["prob_fake"], r2.scores["prob_fake"])
     a1 = r1.metrics.set_index("generator").loc["all", "acc_cal"]
