@@ -53,6 +53,11 @@ def _features(det: SpectralDetector, obj: Images, what: str) -> np.ndarray:
     return det.features(obj)
 
 
+def _detected(det: SpectralDetector, feats: np.ndarray) -> float:
+    """The fraction of feature vectors classified fake (P(fake) >= DETECTION_THRESHOLD)."""
+    return float(np.mean(sigmoid(det.logits_from_features(feats)) >= DETECTION_THRESHOLD))
+
+
 def bypass_rates(
     kind: str,
     real: Images,
@@ -102,14 +107,13 @@ def bypass_rates(
         y = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
         det.fit_features(x, y, seed=derive_seed(seed, "bypass-fit", d))
         for g, feats in fg.items():
-            p = sigmoid(det.logits_from_features(feats))
-            rates[g].append(float(np.mean(p >= DETECTION_THRESHOLD)))
+            rates[g].append(_detected(det, feats))
         rest_r = np.setdiff1d(np.arange(len(fr)), ir)
         rest_b = np.setdiff1d(np.arange(len(fb)), ib)
         if len(rest_r):
-            held_real.append(float(np.mean(sigmoid(det.logits_from_features(fr[rest_r])) >= 0.5)))
+            held_real.append(_detected(det, fr[rest_r]))
         if len(rest_b):
-            held_base.append(float(np.mean(sigmoid(det.logits_from_features(fb[rest_b])) >= 0.5)))
+            held_base.append(_detected(det, fb[rest_b]))
     rows = []
 
     def _row(name: str, role: str, n_img: int, r: list[float]) -> dict[str, Any]:
