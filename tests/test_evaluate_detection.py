@@ -17,7 +17,12 @@ import ganforensics.metrics.threshold as threshold_mod
 from ganforensics.cli.main import app
 from ganforensics.detectors.cnn import CNNDetector, build_model, train_cnn_detector
 from ganforensics.errors import ConfigError
-from ganforensics.evaluate.detection import STANDARD_GRID, conditions_for, evaluate_detector
+from ganforensics.evaluate.detection import (
+    STANDARD_GRID,
+    THRESHOLD_FROM_MODEL,
+    conditions_for,
+    evaluate_detector,
+)
 
 
 class BrightnessDetector:
@@ -64,10 +69,10 @@ def test_evaluate_writes_tidy_outputs_and_per_generator_metrics(tmp_path, rng):
     manifest = _write_set(tmp_path / "data", rng)
     res = evaluate_detector(BrightnessDetector(), manifest, grid="standard",
                             out=tmp_path / "eval", progress=False)
-    table = res["metrics"]
+    table = res.metrics
     assert len(table) == 11 * 4  # conditions x (ganA, ganB, mean, all)
     clean = table[table.condition == "none"].set_index("generator")
-    sc = res["scores"]
+    sc = res.scores
     s = sc[(sc.condition == "none") & sc.generator.isin(["real", "ganB"])]
     assert clean.loc["ganB", "ap"] == pytest.approx(
         average_precision_score(s["label"].astype(int), s["prob_fake"]))
@@ -86,15 +91,22 @@ def test_evaluate_writes_tidy_outputs_and_per_generator_metrics(tmp_path, rng):
     assert set(long.columns) == {"condition", "generator", "metric", "value"}
     roc = pd.read_csv(out / "curves/roc.csv")
     assert set(roc.generator) == {"ganA", "ganB"} and roc.fpr.between(0, 1).all()
+    # the typed result names what was done
+    assert res.out == str(out) and res.plots == ["roc_pr.png", "robustness_ap.png"]
+    assert res.conditions == ["none", *STANDARD_GRID]
+    assert res.threshold_source == THRESHOLD_FROM_MODEL
+    assert res.summary["none"]["ap"] == pytest.approx(clean.loc["mean", "ap"])
+    assert (res.n_errors, res.n_unlabelled) == (0, 0)
 
 
 def test_bad_test_files_are_left_out_not_fatal(tmp_path, rng):
     manifest = _write_set(tmp_path / "d", rng, n=6)
     (tmp_path / "d" / "ganA" / "0.png").write_bytes(b"")
     res = evaluate_detector(BrightnessDetector(), manifest, progress=False)
-    clean = res["metrics"].set_index("generator")
+    clean = res.metrics.set_index("generator")
     assert clean.loc["ganA", "n_fake"] == 5 and clean.loc["ganB", "n_fake"] == 6
-    assert "empty" in res["scores"]["error"].dropna().iloc[0]
+    assert "empty" in res.scores["error"].dropna().iloc[0]
+    assert res.n_errors == 1 and res.out is None and res.plots == []
 
 
 def _toy(n, seed, shift=50):
@@ -129,17 +141,17 @@ def test_calibrated_threshold_never_sees_test_labels(monkeypatch):
     r2 = evaluate_detector(det, (test_imgs, flipped), progress=False)
     r3 = evaluate_detector(det, (test_imgs, permuted), progress=False)
     assert len(calls) == 1  # evaluation never calibrates
-    assert det.threshold == thr == r1["threshold"] == r2["threshold"] == r3["threshold"]
+    assert det.threshold == thr == r1.threshold == r2.threshold == r3.threshold
     for r in (r1, r2, r3):
-        assert (r["metrics"]["threshold_cal"] == thr).all()
+        assert (r.metrics["threshold_cal"] == thr).all()
     # scores do not depend on labels; accuracies do (so labels really changed)
-    np.testing.assert_array_equal(r1["scores"]["prob_fake"], r2["scores"]["prob_fake"])
-    a1 = r1["metrics"].set_index("generator").loc["all", "acc_cal"]
-    a2 = r2["metrics"].set_index("generator").loc["all", "acc_cal"]
+    np.testing.assert_array_equal(r1.scores["prob_fake"], r2.scores["prob_fake"])
+    a1 = r1.metrics.set_index("generator").loc["all", "acc_cal"]
+    a2 = r2.metrics.set_index("generator").loc["all", "acc_cal"]
     assert a1 == pytest.approx(1 - a2)
     # the oracle is computed only on request and is named so
     r4 = evaluate_detector(det, (test_imgs, test_labels), oracle=True, progress=False)
-    assert "threshold_oracle" in r4["metrics"] and "threshold_oracle" not in r1["metrics"]
+    assert "threshold_oracle" in r4.metrics and "threshold_oracle" not in r1.metrics
     assert len(calls) > 1 and det.threshold == thr
 
 

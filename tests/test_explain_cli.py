@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from explain_toy import toy_dataset
 from ganforensics.cli.main import app
 from ganforensics.data.manifest import new_manifest, read_manifest, write_manifest
+from ganforensics.errors import InputError
 from ganforensics.explain import default_k
+from ganforensics.explain.inputs import UNLABELLED, load_inputs
 from ganforensics.io.images import file_sha256
 
 runner = CliRunner()
@@ -140,3 +142,30 @@ def test_missing_options_exit_2(setup, tmp_path):
     res = _run("explain", "mask", "--model", setup["model"], "--ranking", tmp_path / "x.csv",
                "--test", setup["test"])
     assert res.exit_code == 2 and "x.csv" in res.stderr
+
+
+def test_load_inputs_reports_bad_rows_once_and_keeps_row_order(tmp_path, capsys):
+    rows = []
+    for i, split in enumerate(["train", "test", "test", "test"]):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(p)
+        rows.append({"abspath": str(p), "label": i % 2, "generator": f"g{i}", "split": split})
+    rows[2]["error"] = "known bad"  # a manifest error row: not decoded again
+    (tmp_path / "3.png").write_bytes(b"")  # undecodable
+    manifest = write_manifest(new_manifest(rows), tmp_path / "m.csv")
+    got = load_inputs([manifest], "test", "--test")
+    assert [Path(p).name for p in got.paths] == ["1.png"] and got.n_bad == 2
+    assert got.labels.tolist() == [1] and got.generators.tolist() == ["g1"]
+    assert int(got.images[0][0, 0, 0]) == 40
+    warning = [ln for ln in capsys.readouterr().err.splitlines() if "unreadable" in ln]
+    assert len(warning) == 1 and "--test: 2 unreadable image(s)" in warning[0]
+    assert "known bad" in warning[0]
+    with pytest.raises(InputError, match="no rows with split 'val'"):
+        load_inputs([manifest], "val", "--test")
+    # a folder of unlabelled images: refused where labels are needed, label -1 otherwise
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
+    with pytest.raises(InputError, match="have no label"):
+        load_inputs([folder], None, "IMAGES")
+    assert load_inputs([folder], None, "IMAGES", need_labels=False).labels.tolist() == [UNLABELLED]

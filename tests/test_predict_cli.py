@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 from ganforensics.cli.main import app
 from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.cnn import CNNDetector, build_model
-from ganforensics.evaluate.predict import predict_paths, prefetch_images
+from ganforensics.evaluate.predict import (
+    PREDICT_COLUMNS,
+    input_paths,
+    predict_inputs,
+    predict_paths,
+)
 from hostile import write_undecodable
 
 
@@ -57,7 +62,11 @@ def test_predict_over_hostile_folder_gives_one_row_per_file(tmp_path, rng, model
         assert float(by.loc[good, "logit"]) == pytest.approx(logit, abs=1e-5)
         assert float(by.loc[good, "prob_fake"]) == pytest.approx(sigmoid(logit), abs=1e-6)
         assert by.loc[good, "decision"] == ("fake" if sigmoid(logit) >= 0.5 else "real")
-    assert "could not be scored" in res.output
+    # one summary warning: the count and the first bad files by name
+    summary = [ln for ln in res.output.splitlines() if "unreadable image(s) skipped" in ln]
+    n_bad = int((df["error"] != "").sum())
+    assert len(summary) == 1 and f"predict: {n_bad} unreadable image(s) skipped" in summary[0]
+    assert by.index[(df["error"] != "").to_numpy()][0] in summary[0]
     # files named explicitly always get a row, even when missing or not an image
     out2 = tmp_path / "named.csv"
     res = CliRunner().invoke(app, ["predict", "--model", str(model_dir[0]), str(folder / "x.ico"),
@@ -109,15 +118,27 @@ def test_predict_paths_batches_match_single_images(tmp_path, rng, model_dir):
         assert table.loc[i, "logit"] == pytest.approx(single, abs=1e-5)
 
 
-def test_prefetch_keeps_order_with_bounded_window(tmp_path, rng):
-    paths = []
-    for i in range(9):
-        p = tmp_path / f"{i}.png"
-        Image.fromarray(np.full((4, 4, 3), i * 10, np.uint8)).save(p)
-        paths.append(str(p))
-    got = list(prefetch_images(paths, workers=3, ahead=2))
-    assert [i for i, _, _ in got] == list(range(9))
-    assert [int(a[0, 0, 0]) for _, a, _ in got] == [i * 10 for i in range(9)]
+def test_predict_inputs_expands_folders_and_manifests_in_order(tmp_path, rng, model_dir):
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / name)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / "c.png")
+    manifest = tmp_path / "m.csv"
+    # a manifest row that carries an error keeps it: the file is not decoded again
+    pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1],
+                  "error": ["known bad", ""]}).to_csv(manifest, index=False)
+    inputs = [manifest, folder, tmp_path / "a.png"]
+    paths, errs = input_paths(inputs)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["a.png", "b.png", "c.png", "a.png"]
+    assert errs == ["known bad", None, None, None]
+    table = predict_inputs(model_dir[1], inputs, progress=False)
+    assert list(table.columns) == list(PREDICT_COLUMNS)
+    assert table["error"].tolist() == ["known bad", "", "", ""]
+    assert table["decision"].iloc[0] == "" and np.isnan(table["logit"].iloc[0])
+    assert table["logit"].iloc[3] == pytest.approx(
+        model_dir[1].logits([np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))])[0],
+        abs=1e-5)
 
 
 def test_spectral_detector_train_and_predict_through_the_shared_verbs(tmp_path, rng):

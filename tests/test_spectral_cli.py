@@ -12,7 +12,7 @@ from skimage import data as skdata
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.spectral.collection import load_spectra
+from ganforensics.spectral.collection import collect_named, load_spectra
 from ganforensics.spectral.spectra import durall_profiles
 
 runner = CliRunner()
@@ -131,3 +131,12 @@ def test_detector_train_predict_and_bypass_with_model(tree: Path, tmp_path: Path
                               "--draws", "2"])
     assert res.exit_code == 0, res.output
     assert "spectral-profile / linear-svm" in res.stdout and "loud" in res.stdout
+
+
+def test_collect_named_names_unlabelled_inputs_after_themselves(tree: Path) -> None:
+    df = collect_named([tree / "gens" / "loud", tree / "train"])
+    loud = df[df["abspath"].str.contains("/loud/")]
+    assert len(loud) == 20 and set(loud["generator"]) == {"loud"}
+    train = df[df["abspath"].str.contains("/train/")]
+    assert len(train) == 80 and "train" not in set(train["generator"])  # labelled: kept as is
+    assert set(train["label"].astype(int)) == {0, 1}

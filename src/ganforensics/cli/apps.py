@@ -37,11 +37,12 @@ class _Group(TyperGroup):
             raise typer.Exit(130) from None
 
 
-def _app(help_text: str, no_args_is_help_override: bool = False, **kwargs: object) -> typer.Typer:
+def _app(help_text: str, no_args_is_help: bool = True, **kwargs: object) -> typer.Typer:
+    """A Typer app with the shared error handling; bare invocation shows help by default."""
     return typer.Typer(
         help=help_text,
         cls=_Group,
-        no_args_is_help=not no_args_is_help_override,
+        no_args_is_help=no_args_is_help,
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode="markdown",
@@ -64,7 +65,7 @@ detector_app = _app("Train and import detectors (spectral and CNN).")
 evaluate_app = _app(
     "Evaluate a detector per generator (AP, AUC, calibrated accuracy, robustness grid); "
     "`evaluate bypass` gives detection rates of modified generators.",
-    no_args_is_help_override=True,
+    no_args_is_help=False,  # `evaluate` alone runs the evaluation (and names what is missing)
 )
 explain_app = _app("Explain CNN detectors: FF-RS relevance, feature-map masking, colour, Grad-CAM.")
 

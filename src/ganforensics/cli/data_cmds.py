@@ -9,40 +9,25 @@ import pandas as pd
 import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, data_app
-from ganforensics.console import err_console, out
+from ganforensics.console import info, out, warn
 from ganforensics.data import photos as photos_mod
+from ganforensics.data.audit import audit
+from ganforensics.data.importers import collect_inputs, scan_folder, scan_summary
+from ganforensics.data.manifest import usable, write_manifest
+from ganforensics.data.perturb import parse_ops, perturb_manifest
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.io.atomic import to_json
+from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
+from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import DEFAULT_SEED
 
-MAX_ERROR_LINES = 50
 
-
-def info(message: str) -> None:
-    """A status line on stderr, never wrapped and never read as markup."""
-    err_console.print(message, soft_wrap=True, markup=False, highlight=False)
-
-
-def warn(message: str) -> None:
-    """A one-line warning on stderr (file names with brackets are printed as they are)."""
-    err_console.print("warning: " + message, soft_wrap=True, markup=False, highlight=False)
-
-
-def _error_count(df: pd.DataFrame) -> int:
+def _bad_rows(df: pd.DataFrame, path_col: str = "abspath") -> list[tuple[str, str]]:
+    """`(path, reason)` of the rows that carry a decode error, in row order."""
     if "error" not in df.columns:
-        return 0
-    err = df["error"]
-    return int((err.notna() & (err.astype(str) != "")).sum())
-
-
-def _report_errors(df: pd.DataFrame, path_col: str = "abspath") -> None:
-    if "error" not in df.columns:
-        return
-    bad = df[df["error"].notna() & (df["error"].astype(str) != "")]
-    for _, row in bad.head(MAX_ERROR_LINES).iterrows():
-        warn(f"{row[path_col]}: {row['error']}")
-    if len(bad) > MAX_ERROR_LINES:
-        warn(f"... and {len(bad) - MAX_ERROR_LINES} more (see the 'error' column)")
+        return []
+    bad = df[~df.index.isin(usable(df).index)]
+    return [(str(p), str(e)) for p, e in zip(bad[path_col], bad["error"], strict=True)]
 
 
 def _fmt_counts(d: dict[str, Any]) -> str:
@@ -58,7 +43,7 @@ def scan_cmd(
     out_path: Path = typer.Option(
         ..., "--out", "-o", help="Manifest CSV to write (paths inside are relative to it)."
     ),
-    workers: int = typer.Option(2, min=1, help="Decoding threads."),
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing manifest."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -72,9 +57,6 @@ def scan_cmd(
 
     Example: ganforensics data scan ~/data/CNN_synth_testset --out test.csv
     """
-    from ganforensics.data.importers import scan_folder, scan_summary
-    from ganforensics.data.manifest import write_manifest
-
     if out_path.exists() and not force:
         raise RunExistsError(f"{out_path}: already exists; pass --force to overwrite")
     if out_path.suffix.lower() != ".csv":
@@ -82,7 +64,7 @@ def scan_cmd(
     df = scan_folder(root, workers=workers)
     write_manifest(df, out_path)
     s = scan_summary(df)
-    _report_errors(df)
+    warn_bad_files(_bad_rows(df), "data scan")
     info(
         f"scanned {s['files']} files under {root}: {s['ok']} usable, {s['errors']} bad; "
         f"classes: {_fmt_counts(s['by_class'])}"
@@ -139,7 +121,7 @@ def audit_cmd(
         ..., help="Manifest CSV (or a folder, imported on the fly).", show_default=False
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
-    workers: int = typer.Option(2, min=1,
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1,
                                 help="Decoding threads (for facts missing from the CSV)."),
 ) -> None:
     """Compare reals and fakes on everything except the forensic signal.
@@ -152,9 +134,6 @@ def audit_cmd(
 
     Example: ganforensics data audit train.csv --json
     """
-    from ganforensics.data.audit import audit
-    from ganforensics.data.importers import collect_inputs
-
     rep = audit(collect_inputs([manifest]), workers=workers)
     if as_json:
         out(to_json(rep))
@@ -246,7 +225,7 @@ def perturb_cmd(
         "blur:SIGMA, resize:SCALE[:FILTER], crop:N, noise:STD, grayscale.",
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output run folder."),
-    workers: int = typer.Option(2, min=1, help="Decoding threads."),
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1, help="Decoding threads."),
     force: bool = typer.Option(False, "--force", help="Reuse a non-empty --out folder."),
 ) -> None:
     """Write perturbed copies of a dataset (PNG, so nothing is compressed again).
@@ -257,10 +236,6 @@ def perturb_cmd(
 
     Example: ganforensics data perturb test.csv --op jpeg:75 --op blur:1.5 --out test_jpeg75_blur
     """
-    from ganforensics.data.importers import collect_inputs
-    from ganforensics.data.perturb import parse_ops, perturb_manifest
-    from ganforensics.io.runs import RunFolder
-
     chain = parse_ops(ops)
     df = collect_inputs([manifest])
     RunFolder.create(
@@ -270,8 +245,9 @@ def perturb_cmd(
         force=force,
     )
     res = perturb_manifest(df, chain, out_dir, workers=workers)
-    _report_errors(res, "orig_path")
-    n_bad = _error_count(res)
+    bad = _bad_rows(res, "orig_path")
+    warn_bad_files(bad, "data perturb")
+    n_bad = len(bad)
     info(f"wrote {len(res) - n_bad} perturbed image(s) ({chain}) and {out_dir}/manifest.csv; "
          f"{n_bad} bad")
     out(str(Path(out_dir) / "manifest.csv"))

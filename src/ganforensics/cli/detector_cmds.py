@@ -10,11 +10,29 @@ import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, detector_app, evaluate_app
 from ganforensics.console import info, out, warn
+from ganforensics.data.manifest import read_manifest
+from ganforensics.detectors import spectral
+from ganforensics.detectors.base import load_detector
+from ganforensics.detectors.cnn import (
+    ARCHS,
+    RECIPES,
+    CNNDetector,
+    load_cnndetection_checkpoint,
+    train_cnn_detector,
+)
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError, RunExistsError
+from ganforensics.evaluate import detection
+from ganforensics.evaluate.predict import DEFAULT_BATCH_SIZE, predict_inputs
+from ganforensics.io.atomic import atomic_path, to_json
+from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
 from ganforensics.seeding import DEFAULT_SEED
 
-KINDS = ("cnn", "spectral-profile", "spectral-decay")
+KINDS = (CNNDetector.kind, *spectral.KINDS)
+DEFAULT_ARCH = "resnet50"
+"""The CNNDetection backbone (Wang et al. 2020), the default of `detector train --arch`."""
+DEFAULT_RECIPE = "wang2020"
+_RECIPE = RECIPES[DEFAULT_RECIPE]
 
 
 @detector_app.command(
@@ -25,21 +43,23 @@ KINDS = ("cnn", "spectral-profile", "spectral-decay")
 def train_cmd(
     train: Path = typer.Option(None, "--train", help="Training manifest (CSV). Required."),
     out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
-    kind: str = typer.Option("cnn", "--kind", help=f"Detector kind: {', '.join(KINDS)}."),
+    kind: str = typer.Option(CNNDetector.kind, "--kind",
+                             help=f"Detector kind: {', '.join(KINDS)}."),
     val: Path = typer.Option(
         None, "--val", help="Validation manifest (threshold calibration, early stopping). "
-        "Default: 30 % of the training sources are held out (CNN)."
+        f"Default: {_RECIPE.val_fraction:.0%} of the training sources are held out (CNN)."
     ),
-    arch: str = typer.Option("resnet50", "--arch", help="CNN backbone (see docs/detectors.md): "
-                             "resnet18, resnet50, densenet121, xception, inception_resnet_v2, "
-                             "nasnet, efficientnet_b0, small."),
-    recipe: str = typer.Option("wang2020", "--recipe",
-                               help="wang2020 or khan2019 (docs/detectors.md)."),
+    arch: str = typer.Option(None, "--arch", help="CNN backbone (see docs/detectors.md): "
+                             f"{', '.join(ARCHS)}. Default: {DEFAULT_ARCH}.", show_default=False),
+    recipe: str = typer.Option(None, "--recipe", help=f"{' or '.join(RECIPES)} "
+                               f"(docs/detectors.md). Default: {DEFAULT_RECIPE}.",
+                               show_default=False),
     color_robust: bool = typer.Option(False, "--color-robust",
                                       help="Add RandomGrayscale(p=0.5) after crop/flip."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Max epochs (default 100; early "
-                               "stopping usually ends sooner)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Batch size (recipe: 64)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help=f"Max epochs (default "
+                               f"{_RECIPE.max_epochs}; early stopping usually ends sooner)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1,
+                                   help=f"Batch size (recipe: {_RECIPE.batch_size})."),
     aug_prob: float = typer.Option(None, "--aug-prob",
                                    help="wang2020 blur/JPEG probability p (0.5 or 0.1)."),
     crop_size: int = typer.Option(None, "--crop-size", help="Training crop side (default: the "
@@ -65,29 +85,24 @@ def train_cmd(
     if kind not in KINDS:
         raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     _warn_unused_options(kind, {
-        "--arch": arch != "resnet50", "--recipe": recipe != "wang2020",
+        "--arch": arch is not None, "--recipe": recipe is not None,
         "--color-robust": color_robust, "--epochs": epochs is not None,
         "--batch-size": batch_size is not None, "--aug-prob": aug_prob is not None,
         "--crop-size": crop_size is not None, "--weights": weights is not None,
         "--device": device != "cpu", "--classifier": classifier is not None,
     })
-    if kind == "cnn":
-        from ganforensics.detectors.cnn import train_cnn_detector
-
+    if kind == CNNDetector.kind:
         check_device(device)
-
         det = train_cnn_detector(
-            arch, recipe, train, val, out_dir, color_robust=color_robust, seed=seed,
-            max_epochs=epochs, batch_size=batch_size, device=device, aug_prob=aug_prob,
-            crop_size=crop_size, weights=weights, resume=resume, force=force,
+            arch or DEFAULT_ARCH, recipe or DEFAULT_RECIPE, train, val, out_dir,
+            color_robust=color_robust, seed=seed, max_epochs=epochs, batch_size=batch_size,
+            device=device, aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume,
+            force=force,
         )
     else:
-        from ganforensics.data.manifest import read_manifest
-        from ganforensics.detectors.spectral import train_spectral_detector
-
         if out_dir.exists() and any(out_dir.iterdir()) and not force:
             raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
-        det = train_spectral_detector(
+        det = spectral.train_spectral_detector(
             kind, read_manifest(train), read_manifest(val) if val else None,
             classifier=classifier, seed=seed,
         )
@@ -95,8 +110,6 @@ def train_cmd(
     summary = {"out": str(out_dir), "kind": det.kind, "threshold": det.threshold,
                "arch": det.meta.get("arch"), "metrics": det.meta.get("metrics")}
     if as_json:
-        from ganforensics.io.atomic import to_json
-
         out(json.dumps(json.loads(to_json(summary))))
     else:
         out(f"saved {det.kind} detector to {out_dir} (threshold {det.threshold:.4f})")
@@ -109,7 +122,8 @@ def train_cmd(
 def _warn_unused_options(kind: str, given: dict[str, bool]) -> None:
     """Warn about options given that the chosen --kind ignores."""
     spectral_only = {"--classifier"}
-    unused = [o for o, on in given.items() if on and ((o in spectral_only) == (kind == "cnn"))]
+    cnn = kind == CNNDetector.kind
+    unused = [o for o, on in given.items() if on and ((o in spectral_only) == cnn)]
     if unused:
         warn(f"--kind {kind} ignores {', '.join(unused)}")
 
@@ -137,11 +151,9 @@ def import_cmd(
         raise ConfigError("detector import needs --out MODEL")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
-    from ganforensics.detectors.cnn import load_cnndetection_checkpoint
-
     det = load_cnndetection_checkpoint(checkpoint, crop=crop, threshold=threshold)
     det.save(out_dir)
-    out(f"imported {checkpoint} -> {out_dir} (resnet50, crop {det.crop})")
+    out(f"imported {checkpoint} -> {out_dir} ({det.arch}, crop {det.crop})")
 
 
 @app.command(
@@ -158,8 +170,9 @@ def predict_cmd(
     threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                     help="Decision threshold on P(fake) "
                                     "(default: the model's calibrated one)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1,
+                                   help="Images per forward pass."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
 ) -> None:
@@ -172,28 +185,11 @@ def predict_cmd(
         raise ConfigError(f"--out {out_file}: use a .csv or .jsonl file name")
     if out_file is not None and out_file.exists() and not force:
         raise RunExistsError(f"{out_file}: already exists; pass --force to overwrite it")
-    from ganforensics.data.importers import collect_inputs
-    from ganforensics.detectors.base import load_detector
-    from ganforensics.evaluate.predict import predict_paths
-    from ganforensics.io.atomic import atomic_path
-
     det = load_detector(model)
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
-    paths: list[str] = []
-    errs: list[str | None] = []
-    for item in inputs:
-        if item.is_dir() or (item.is_file() and item.suffix.lower() == ".csv"):
-            rows = collect_inputs([str(item)])
-            col = "abspath" if "abspath" in rows.columns else "path"
-            paths += rows[col].astype(str).tolist()
-            found = rows["error"].tolist() if "error" in rows.columns else [None] * len(rows)
-            errs += [e if isinstance(e, str) and e else None for e in found]
-        else:  # a file named explicitly: scored, or an error row (missing, not an image)
-            paths.append(str(item))
-            errs.append(None)
-    table = predict_paths(det, paths, threshold=threshold, batch_size=batch_size,
-                          workers=workers, errors=errs)
+    table = predict_inputs(det, inputs, threshold=threshold, batch_size=batch_size,
+                           workers=workers)
     if out_file is None:
         table.to_csv(sys.stdout, index=False)
     else:
@@ -202,13 +198,12 @@ def predict_cmd(
                 table.to_csv(tmp, index=False)
             else:
                 table.to_json(tmp, orient="records", lines=True)
-    n_bad = int((table["error"] != "").sum())
+    bad = table[table["error"] != ""]
     n_fake = int((table["decision"] == "fake").sum())
-    info(f"{len(table)} file(s): {n_fake} fake, {len(table) - n_fake - n_bad} real, "
-         f"{n_bad} unreadable" + (f"; wrote {out_file}" if out_file else ""))
-    if n_bad:
-        first = table[table["error"] != ""].iloc[0]
-        warn(f"{n_bad} file(s) could not be scored, e.g. {first['path']}: {first['error']}")
+    info(f"{len(table)} file(s): {n_fake} fake, {len(table) - n_fake - len(bad)} real, "
+         f"{len(bad)} unreadable" + (f"; wrote {out_file}" if out_file else ""))
+    warn_bad_files(list(zip(bad["path"], bad["error"], strict=True)), "predict")
+    if len(bad):
         raise typer.Exit(1)
 
 
@@ -224,8 +219,8 @@ def evaluate_cmd(
     perturb: list[str] = typer.Option(None, "--perturb", help="Extra condition, repeatable: "
                                       "jpeg:75, blur:1.5, resize:0.5, grayscale, or a chain "
                                       "'resize:0.5,jpeg:75'."),
-    grid: str = typer.Option(None, "--grid", help="'standard' = JPEG 95/75/50/30, blur 1/2/3, "
-                             "resize 0.5/0.75, grayscale."),
+    grid: str = typer.Option(None, "--grid", help="; ".join(
+        f"'{name}' = {', '.join(ops)}" for name, ops in detection.GRIDS.items()) + "."),
     out_dir: Path = typer.Option(None, "--out", help="Run folder for metrics.csv, "
                                  "metrics.json, curves, plots."),
     threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
@@ -233,8 +228,9 @@ def evaluate_cmd(
                                     "threshold (reported as given)."),
     oracle: bool = typer.Option(False, "--oracle", help="Also report a threshold chosen on "
                                 "the test labels (named 'oracle'; optimistic)."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    batch_size: int = typer.Option(detection.DEFAULT_BATCH_SIZE, "--batch-size", min=1,
+                                   help="Images per forward pass."),
+    workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -254,16 +250,13 @@ def evaluate_cmd(
     if not test.is_file():
         what = "is a folder, not a manifest CSV" if test.is_dir() else "test manifest not found"
         raise InputError(f"{test}: {what} (make one with `ganforensics data scan`)")
-    from ganforensics.detectors.base import load_detector
-    from ganforensics.evaluate.detection import evaluate_detector
-
     det = load_detector(model)
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
-    res = evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
+    res = detection.evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
                             threshold=threshold, oracle=oracle, batch_size=batch_size,
                             workers=workers, force=force)
-    table = res["metrics"]
+    table = res.metrics
     if as_json:
         out(table.to_json(orient="records"))
     else:
@@ -271,7 +264,7 @@ def evaluate_cmd(
                             "acc_05", "bacc_05", "bacc_cal", "eer", "tpr_at_fpr_5")
                 if c in table.columns]
         out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        info(f"threshold {res['threshold']:.4f} ({res['threshold_source']})"
-             + (f"; results in {res['out']}" if res.get("out") else ""))
-    if res.get("n_errors"):
+        info(f"threshold {res.threshold:.4f} ({res.threshold_source})"
+             + (f"; results in {res.out}" if res.out else ""))
+    if res.n_errors:
         raise typer.Exit(1)

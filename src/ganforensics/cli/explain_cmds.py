@@ -2,84 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, explain_app
 from ganforensics.console import info, out, warn
+from ganforensics.detectors.base import load_detector, sigmoid
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.explain import (
+    as_explainable,
+    check_lrp_supported,
+    color_report,
+    compute_ffrs,
+    default_k,
+    gradcam,
+    masking_report,
+    overlay,
+    read_ranking,
+)
+from ganforensics.explain.cam import resolve_layer
+from ganforensics.explain.ffrs import DEFAULT_MAX_SAMPLES, TOPK_RATIO
+from ganforensics.explain.inputs import load_inputs
+from ganforensics.explain.masking import POSITIONS, RANDOM_DRAWS
 from ganforensics.io.atomic import save_png_atomic, to_json
+from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import DEFAULT_SEED
 
+_TOPK_HELP = f"{TOPK_RATIO[0]}/{TOPK_RATIO[1]} of all maps, at least 1"
+
 _MODEL_HELP = "Detector folder (or model.json / CNNDetection .pth) of a CNN detector. Required."
-
-
-@dataclass
-class _Data:
-    images: list[np.ndarray]
-    labels: np.ndarray
-    generators: np.ndarray
-    paths: list[str]
-    n_bad: int
 
 
 def _load_detector(model: Path | None) -> Any:
     if model is None:
         raise ConfigError("--model MODEL is required")
-    from ganforensics.detectors.base import load_detector
-    from ganforensics.explain import as_explainable
-
     det = load_detector(model)
     as_explainable(det)  # UnsupportedModelError (exit 2) for spectral / conv-free detectors
     return det
-
-
-def _load_data(
-    inputs: list[Path], split: str | None, what: str, need_labels: bool = True
-) -> _Data:
-    """Decode the images of manifests / folders; bad rows are reported and skipped."""
-    from ganforensics.data.importers import collect_inputs
-    from ganforensics.io.images import iter_images
-
-    df = collect_inputs([str(p) for p in inputs])
-    if split:
-        df = df[df["split"].astype(str) == split]
-        if df.empty:
-            raise InputError(f"{what}: no rows with split {split!r}")
-    n_bad = 0
-    if "error" in df.columns:
-        err = df["error"].notna() & (df["error"].astype(str) != "")
-        for _, row in df[err].iterrows():
-            warn(f"{row['abspath']}: {row['error']}")
-        n_bad += int(err.sum())
-        df = df[~err]
-    if need_labels:
-        unknown = df["label"].isna()
-        if unknown.any():
-            raise InputError(
-                f"{what}: {int(unknown.sum())} image(s) have no label (first: "
-                f"{df.loc[unknown, 'abspath'].iloc[0]}); use a manifest or a labelled layout"
-            )
-    images, labels, gens, paths = [], [], [], []
-    rows = df.reset_index(drop=True)
-    for i, arr, error in iter_images(list(rows["abspath"])):
-        if arr is None:
-            warn(f"{rows['abspath'].iloc[i]}: {error}")
-            n_bad += 1
-            continue
-        images.append(arr)
-        lab = rows["label"].iloc[i]
-        labels.append(-1 if pd.isna(lab) else int(lab))
-        gens.append(str(rows["generator"].iloc[i]))
-        paths.append(str(rows["abspath"].iloc[i]))
-    if not images:
-        raise InputError(f"{what}: no decodable images")
-    return _Data(images, np.asarray(labels, dtype=int), np.asarray(gens), paths, n_bad)
 
 
 def _finish(n_bad: int) -> None:
@@ -105,10 +67,11 @@ def ffrs_cmd(
     ),
     out_dir: Path = typer.Option(None, "--out", help="Run folder to write. Required."),
     k: int = typer.Option(
-        None, "--k", min=1, help="Top-k size (default: 114/26560 of all maps, at least 1)."
+        None, "--k", min=1, help=f"Top-k size (default: {_TOPK_HELP})."
     ),
     max_samples: int = typer.Option(
-        1000, "--max-samples", help="At most this many confident fakes (seeded subset)."
+        DEFAULT_MAX_SAMPLES, "--max-samples",
+        help="At most this many confident fakes (seeded subset)."
     ),
     split: str = typer.Option(None, "--split", help="Use only rows of this split."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the sample subset."),
@@ -124,16 +87,12 @@ def ffrs_cmd(
     """
     if not data or out_dir is None:
         raise ConfigError("explain ffrs needs --model MODEL --data MANIFEST --out DIR")
-    from ganforensics.explain import check_lrp_supported, compute_ffrs
-    from ganforensics.explain.adapter import as_explainable
-    from ganforensics.io.runs import RunFolder
-
     det = _load_detector(model)
     check_lrp_supported(as_explainable(det).model, str(model))
     config = {"command": "explain ffrs", "model": str(model), "data": [str(d) for d in data],
               "k": k, "max_samples": max_samples, "split": split, "seed": seed}
     run = RunFolder.create(out_dir, config, seed=seed, force=force)
-    d = _load_data(data, split, "--data")
+    d = load_inputs(data, split, "--data")
     fakes = [im for im, lab in zip(d.images, d.labels, strict=True) if lab == 1]
     if not fakes:
         raise InputError("--data: no fake images (label 1)")
@@ -169,9 +128,9 @@ def mask_cmd(
         None, "--test", help="Test manifest / labelled folder (reals and fakes); repeatable. "
         "Required."
     ),
-    draws: int = typer.Option(5, "--draws", min=1, help="Random-k draws averaged."),
+    draws: int = typer.Option(RANDOM_DRAWS, "--draws", min=1, help="Random-k draws averaged."),
     position: str = typer.Option(
-        "conv", "--position", help="Where to zero: `conv` (the conv module's output) or "
+        POSITIONS[0], "--position", help="Where to zero: `conv` (the conv module's output) or "
         "`folded` (the output of the BatchNorm right after it, as LRP sees the conv)."
     ),
     split: str = typer.Option(None, "--split", help="Use only rows of this split."),
@@ -190,9 +149,6 @@ def mask_cmd(
     """
     if ranking is None or not test:
         raise ConfigError("explain mask needs --model MODEL --ranking FFRS.csv --test MANIFEST")
-    from ganforensics.explain import default_k, masking_report, read_ranking
-    from ganforensics.io.runs import RunFolder
-
     det = _load_detector(model)
     rk = read_ranking(ranking)
     kk = default_k(len(rk)) if k is None else k
@@ -200,7 +156,7 @@ def mask_cmd(
               "test": [str(t) for t in test], "draws": draws, "split": split, "seed": seed,
               "position": position}
     run = RunFolder.create(out_dir, config, seed=seed, force=force) if out_dir else None
-    d = _load_data(test, split, "--test")
+    d = load_inputs(test, split, "--test")
     table = masking_report(det, rk, kk, d.images, d.labels, d.generators, draws=draws, seed=seed,
                            position=position)
     if run:
@@ -229,7 +185,7 @@ def color_cmd(
         "the test fakes)."
     ),
     k: int = typer.Option(None, "--k", min=1,
-                          help="Top-k maps tested (default: 114/26560 of maps)."),
+                          help=f"Top-k maps tested (default: {_TOPK_HELP})."),
     split: str = typer.Option(None, "--split", help="Use only rows of this split."),
     out_dir: Path = typer.Option(None, "--out", help="Also write a run folder here."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
@@ -244,15 +200,12 @@ def color_cmd(
     """
     if not test:
         raise ConfigError("explain color needs --model MODEL --test MANIFEST")
-    from ganforensics.explain import color_report, read_ranking
-    from ganforensics.io.runs import RunFolder
-
     det = _load_detector(model)
     rk = read_ranking(ranking) if ranking else None
     config = {"command": "explain color", "model": str(model), "test": [str(t) for t in test],
               "ranking": str(ranking) if ranking else None, "k": k, "split": split}
     run = RunFolder.create(out_dir, config, force=force) if out_dir else None
-    d = _load_data(test, split, "--test")
+    d = load_inputs(test, split, "--test")
     res = color_report(det, d.images, d.labels, d.generators, ranking=rk, k=k)
     summary = res.summary()
     if run:
@@ -294,19 +247,13 @@ def cam_cmd(
     """
     if out_dir is None:
         raise ConfigError("explain cam needs --model MODEL IMAGES... --out DIR")
-    from ganforensics.detectors.base import sigmoid
-    from ganforensics.explain import gradcam, overlay
-    from ganforensics.explain.adapter import as_explainable
-    from ganforensics.explain.cam import resolve_layer
-    from ganforensics.io.runs import RunFolder
-
     det = _load_detector(model)
     ex = as_explainable(det)
     name = resolve_layer(ex.model, layer or ex.feature_layer)
     config = {"command": "explain cam", "model": str(model), "images": [str(p) for p in images],
               "layer": name, "alpha": alpha}
     run = RunFolder.create(out_dir, config, force=force)
-    d = _load_data(images, None, "IMAGES", need_labels=False)
+    d = load_inputs(images, None, "IMAGES", need_labels=False)
     heat, logits = gradcam(ex, d.images, layer=name)
     probs = sigmoid(logits)
     rows = []

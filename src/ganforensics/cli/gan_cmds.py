@@ -7,11 +7,20 @@ from pathlib import Path
 import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, gan_app
-from ganforensics.console import out
+from ganforensics.console import out, warn
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError
-from ganforensics.gan.config import DEFAULT_BATCH, DEFAULT_STEPS, PRESETS, TTUR_PAIR, GanConfig
+from ganforensics.gan.config import (
+    DEFAULT_BATCH,
+    DEFAULT_STEPS,
+    PRESETS,
+    TTUR_PAIR,
+    GanConfig,
+    preset,
+)
+from ganforensics.gan.generate import generate
 from ganforensics.gan.nets import LAST_BLOCKS
+from ganforensics.gan.train import train_gan
 from ganforensics.io.atomic import to_json
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -27,21 +36,24 @@ def train_cmd(
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder to write.",
                                  show_default=False),
-    arch: str = typer.Option("dcgan", help=f"Preset: {', '.join(PRESETS)}."),
-    last_block: str = typer.Option("BASELINE", help=f"Last up-sampling block: "
+    preset_name: str = typer.Option(None, "--preset", help=f"GAN preset: {', '.join(PRESETS)}. "
+                                    f"Default: {_D.arch}.", show_default=False),
+    arch: str | None = typer.Option(None, "--arch", hidden=True,
+                                    help="Deprecated spelling of --preset."),
+    last_block: str = typer.Option(_D.last_block, help=f"Last up-sampling block: "
                                    f"{', '.join(LAST_BLOCKS)}."),
     size: int = typer.Option(_D.size, help="Image size: 32, 64 or 128 (training images are "
                              "centre-cropped and resized to it)."),
     steps: int = typer.Option(DEFAULT_STEPS, min=1, help="Generator steps."),
     batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Batch size."),
-    loss: str | None = typer.Option(None, help="gan | lsgan | wgan (default: from --arch)."),
-    gp: str | None = typer.Option(None, help="none | 0-gp | 1-gp (default: from --arch)."),
+    loss: str | None = typer.Option(None, help="gan | lsgan | wgan (default: from --preset)."),
+    gp: str | None = typer.Option(None, help="none | 0-gp | 1-gp (default: from --preset)."),
     n_d: int | None = typer.Option(None, "--n-d", min=1, help="D steps per G step (default: from "
-                                   "--arch)."),
+                                   "--preset)."),
     lr_g: float | None = typer.Option(None, "--lr-g", help="Generator Adam lr (default: "
-                                      "from --arch)."),
+                                      "from --preset)."),
     lr_d: float | None = typer.Option(None, "--lr-d", help="Discriminator Adam lr (default: "
-                                      "from --arch)."),
+                                      "from --preset)."),
     ttur: bool = typer.Option(False, "--ttur", help=f"Two time-scale update rule: lr_g = "
                               f"{TTUR_PAIR[0]}, lr_d = {TTUR_PAIR[1]} (overrides the preset)."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
@@ -61,25 +73,34 @@ def train_cmd(
     (even SIGKILL) resumes from the last checkpoint and ends with the same weights.
     Progress with losses goes to stderr; the run folder path to stdout.
 
-    Example: ganforensics gan train --data patches/manifest.csv --arch dcgan
+    Example: ganforensics gan train --data patches/manifest.csv --preset dcgan
     --last-block N.1.5 --size 32 --steps 1200 --out runs/dcgan-N.1.5
     """
-    from ganforensics.gan.config import preset
-    from ganforensics.gan.train import train_gan
-
+    name = _preset_name(preset_name, arch)
     if ttur:
         if lr_g is not None or lr_d is not None:
             raise ConfigError("--ttur sets both learning rates; give either --ttur or "
                               "--lr-g/--lr-d, not both")
         lr_g, lr_d = TTUR_PAIR
     check_device(device)
-    cfg = preset(arch, last_block=last_block, size=size, steps=steps, batch=batch, loss=loss,
+    cfg = preset(name, last_block=last_block, size=size, steps=steps, batch=batch, loss=loss,
                  gp=gp, n_d=n_d, lr_g=lr_g, lr_d=lr_d, seed=seed,
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device)
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)
     out(str(run))
+
+
+def _preset_name(preset_name: str | None, arch: str | None) -> str:
+    """--preset, or the deprecated --arch (with a warning); both given must agree."""
+    if arch is not None:
+        warn("gan train --arch is deprecated, use --preset (--arch is the CNN backbone of "
+             "`detector train`)")
+        if preset_name is not None and preset_name != arch:
+            raise ConfigError(f"--preset {preset_name} and --arch {arch} disagree; "
+                              "give --preset only")
+    return preset_name or arch or _D.arch
 
 
 @gan_app.command("generate", epilog=EXIT_CODES_HELP)
@@ -104,8 +125,6 @@ def generate_cmd(
 
     Example: ganforensics gan generate runs/dcgan-N.1.5 --n 2000 --out fakes/dcgan-N.1.5
     """
-    from ganforensics.gan.generate import generate
-
     df = generate(run, n, out_dir, seed=seed, batch=batch, split=split, force=force)
     summary = {"out": str(out_dir), "manifest": str(Path(out_dir) / "manifest.csv"),
                "count": len(df), "generator": str(df["generator"].iloc[0]) if len(df) else None,
@@ -144,6 +163,7 @@ def fid_cmd(
     Example: ganforensics fid patches/ fakes/dcgan-N.1.5/manifest.csv --kid --weights
     pt_inception-2015-12-05-6726825d.pth
     """
+    # metrics.fid (scipy.linalg) adds ~0.4 s to every command's start-up: imported when used
     from ganforensics.metrics import fid as fidm
     from ganforensics.metrics.features import get_extractor
 

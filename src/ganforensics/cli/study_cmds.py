@@ -8,14 +8,14 @@ import typer
 
 from ganforensics.cli.apps import app
 from ganforensics.console import out
+from ganforensics.io.runs import dump_yaml
 from ganforensics.study.config import load_config
+from ganforensics.study.pipeline import run_study
 
 DEMO_OUT = Path("ganforensics-demo")
 
 
 def _run(cfg: dict, out_dir: Path, force: bool, stop_after: str | None) -> None:
-    from ganforensics.study.pipeline import run_study
-
     report, results = run_study(cfg, out_dir, force=force, stop_after=stop_after)
     failed = [r.name for r in results if r.status == "failed"]
     skipped = [r.name for r in results if r.status == "skipped"]
@@ -96,6 +96,4 @@ def study_defaults(
 
     Example: ganforensics study-defaults > my.yaml  (then delete the keys you keep)
     """
-    from ganforensics.io.runs import dump_yaml
-
     out(dump_yaml(load_config(preset="quick" if quick else "default")))

@@ -15,19 +15,26 @@ the classifier fits.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ganforensics.console import warn
+from ganforensics.data.manifest import usable
 from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.spectral import SpectralDetector
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.io.loading import load_images
 from ganforensics.seeding import DEFAULT_SEED, derive_seed
+from ganforensics.spectral.collection import collect_named
 
 DEFAULT_N = 100
 DEFAULT_DRAWS = 10
+DEFAULT_KIND = "spectral-decay"
 HELDOUT_REAL = "real (held-out)"
 DETECTION_THRESHOLD = 0.5
 
@@ -44,6 +51,11 @@ def _features(det: SpectralDetector, obj: Images, what: str) -> np.ndarray:
     if len(obj) == 0:
         raise InputError(f"{what}: no images")
     return det.features(obj)
+
+
+def _detected(det: SpectralDetector, feats: np.ndarray) -> float:
+    """The fraction of feature vectors classified fake (P(fake) >= DETECTION_THRESHOLD)."""
+    return float(np.mean(sigmoid(det.logits_from_features(feats)) >= DETECTION_THRESHOLD))
 
 
 def bypass_rates(
@@ -95,14 +107,13 @@ def bypass_rates(
         y = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
         det.fit_features(x, y, seed=derive_seed(seed, "bypass-fit", d))
         for g, feats in fg.items():
-            p = sigmoid(det.logits_from_features(feats))
-            rates[g].append(float(np.mean(p >= DETECTION_THRESHOLD)))
+            rates[g].append(_detected(det, feats))
         rest_r = np.setdiff1d(np.arange(len(fr)), ir)
         rest_b = np.setdiff1d(np.arange(len(fb)), ib)
         if len(rest_r):
-            held_real.append(float(np.mean(sigmoid(det.logits_from_features(fr[rest_r])) >= 0.5)))
+            held_real.append(_detected(det, fr[rest_r]))
         if len(rest_b):
-            held_base.append(float(np.mean(sigmoid(det.logits_from_features(fb[rest_b])) >= 0.5)))
+            held_base.append(_detected(det, fb[rest_b]))
     rows = []
 
     def _row(name: str, role: str, n_img: int, r: list[float]) -> dict[str, Any]:
@@ -120,3 +131,111 @@ def bypass_rates(
     rows.append(_row(HELDOUT_REAL, "heldout-real", len(fr) - n, held_real))
     rows.append(_row(f"{baseline_name} (held-out)", "heldout-baseline", len(fb) - n, held_base))
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- from files
+
+
+@dataclass
+class BypassRun:
+    """`bypass_rates`' table for image files, with what was decided and what was skipped."""
+
+    table: pd.DataFrame
+    kind: str
+    baseline: str
+    errors: list[tuple[str, str]]
+    """`(path, reason)` of the files that could not be decoded (left out)."""
+
+
+def detector_options(det: SpectralDetector) -> dict[str, Any]:
+    """The feature and classifier settings of a (loaded) spectral detector, as the options
+    `bypass_rates` passes to `SpectralDetector`: a fresh detector extracts the same features."""
+    if det.kind == "spectral-profile":
+        options: dict[str, Any] = {"profile_length": det.profile_length,
+                                   "normalize": det.normalize}
+    else:
+        options = {} if det.n_bins is None else {"n_bins": det.n_bins}
+        options["fit_start"] = det.fit_start
+    return options | {"k": det.k, "hidden": det.hidden}
+
+
+def _training_pools(tdf: pd.DataFrame, baseline: str | None) -> tuple[list[str], list[str], str]:
+    """Paths of the usable reals and BASELINE fakes of --train, and the BASELINE's name."""
+    tdf = usable(tdf)
+    lab = pd.to_numeric(tdf["label"], errors="coerce").astype("float64")
+    real_paths = tdf.loc[(lab == 0).to_numpy(), "abspath"].astype(str).tolist()
+    fake_df = tdf[(lab == 1).to_numpy()]
+    gens = sorted(fake_df["generator"].astype(str).unique())
+    if baseline is None:
+        if len(gens) != 1:
+            raise ConfigError(
+                f"--train holds fakes of {len(gens)} generators ({', '.join(gens) or 'none'}); "
+                "name the BASELINE one with --baseline"
+            )
+        baseline = gens[0]
+    elif baseline not in gens:
+        raise ConfigError(f"--baseline {baseline!r} not among --train fakes ({', '.join(gens)})")
+    base_paths = fake_df.loc[fake_df["generator"].astype(str) == baseline, "abspath"]
+    return real_paths, base_paths.astype(str).tolist(), baseline
+
+
+def _fake_groups(inputs: Sequence[str | os.PathLike[str]]) -> dict[str, list[str]]:
+    """Paths of the usable fakes of --fakes per generator (rows labelled real are ignored)."""
+    df = collect_named(inputs)
+    lab = pd.to_numeric(df["label"], errors="coerce").astype("float64")
+    reals = int((lab == 0).sum())
+    if reals:
+        warn(f"--fakes: ignoring {reals} row(s) labelled real")
+    df = usable(df[~(lab == 0).to_numpy()])
+    groups: dict[str, list[str]] = {}
+    for gen, path in zip(df["generator"].fillna("unknown").astype(str),
+                         df["abspath"].astype(str), strict=True):
+        groups.setdefault(gen, []).append(path)
+    if not groups:
+        raise InputError("--fakes: no fake images found")
+    return groups
+
+
+def bypass_files(
+    train: Sequence[str | os.PathLike[str]],
+    fakes: Sequence[str | os.PathLike[str]],
+    *,
+    detector: SpectralDetector | None = None,
+    kind: str = DEFAULT_KIND,
+    classifier: str | None = None,
+    baseline: str | None = None,
+    n: int = DEFAULT_N,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+    n_bins: int | None = None,
+) -> BypassRun:
+    """`bypass_rates` on image files: reals and BASELINE fakes from `train` (manifests or
+    folders), modified generators' fakes from `fakes` (grouped by generator; an unlabelled
+    folder is one generator named after it).
+
+    With a loaded `detector`, its kind, classifier and feature settings replace `kind` and
+    `classifier` (its weights are not used: each draw trains anew); `n_bins` overrides either.
+    Undecodable files are left out and returned in `errors` (no warning here).
+    """
+    options: dict[str, Any] = {}
+    if detector is not None:
+        kind, classifier = detector.kind, detector.classifier
+        options = detector_options(detector)
+    if n_bins is not None:
+        options["n_bins"] = n_bins
+    real_paths, base_paths, baseline = _training_pools(collect_named(train), baseline)
+    errors: list[tuple[str, str]] = []
+
+    def decode(paths: list[str], what: str) -> list[np.ndarray]:
+        loaded = load_images(paths, what=what, progress=True, quiet=True)
+        errors.extend(loaded.errors)
+        return loaded.images
+
+    real = decode(real_paths, "reals")
+    base = decode(base_paths, baseline)
+    groups = {g: decode(p, g) for g, p in _fake_groups(fakes).items()}
+    table = bypass_rates(
+        kind, real, base, {g: v for g, v in groups.items() if v}, n=n, draws=draws, seed=seed,
+        classifier=classifier, baseline_name=baseline, **options,
+    )
+    return BypassRun(table, kind, baseline, errors)

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ganforensics.console import make_progress, warn
+from ganforensics.data.manifest import read_manifest, usable
+from ganforensics.data.perturb import image_id_of, parse_ops
 from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.evaluate.predict import known_errors
+from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded, warn_bad_files
+from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.detection import per_generator, pr_points, roc_points
 
 CLEAN = "none"
@@ -28,12 +34,38 @@ STANDARD_GRID: tuple[str, ...] = (
     "resize:0.5", "resize:0.75", "grayscale",
 )
 GRIDS: dict[str, tuple[str, ...]] = {"standard": STANDARD_GRID}
+DEFAULT_BATCH_SIZE = 64
+THRESHOLD_GIVEN = "given"
+THRESHOLD_FROM_MODEL = "model (validation split)"
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate_detector` found."""
+
+    metrics: pd.DataFrame
+    """Condition, generator and metric columns; rows per generator, `mean` over generators,
+    `all` pooled."""
+    scores: pd.DataFrame
+    """Per image and condition (see `score_conditions`)."""
+    threshold: float
+    threshold_source: str
+    """`THRESHOLD_GIVEN` or `THRESHOLD_FROM_MODEL`."""
+    conditions: list[str]
+    summary: dict[str, dict[str, Any]]
+    """Per condition: the mean-over-generators metrics."""
+    n_errors: int
+    """Test images that could not be decoded (left out)."""
+    n_unlabelled: int
+    """Test images without a label (left out of the metrics)."""
+    out: str | None = None
+    """The run folder, when one was written."""
+    plots: list[str] = field(default_factory=list)
+    """Figures written into the run folder."""
 
 
 def conditions_for(perturb: Sequence[str] | str | None, grid: str | None) -> list[str]:
     """The evaluated conditions: clean first, then the grid, then the explicit ops (deduped)."""
-    from ganforensics.data.perturb import parse_ops
-
     conds = [CLEAN]
     if grid:
         if grid not in GRIDS:
@@ -64,14 +96,10 @@ def _test_items(test: Any) -> tuple[pd.DataFrame, list[np.ndarray] | None]:
         })
         return df, images
     if isinstance(test, (str, os.PathLike)):
-        from ganforensics.data.manifest import read_manifest
-
         test = read_manifest(test)
     if not isinstance(test, pd.DataFrame):
         raise InputError(f"test data: expected a manifest or (images, labels), got "
                          f"{type(test).__name__}")
-    from ganforensics.data.perturb import image_id_of
-
     df = test.copy()
     if "label" not in df.columns:
         raise InputError("test manifest has no 'label' column")
@@ -97,23 +125,16 @@ def score_conditions(
     test: Any,
     conditions: Sequence[str] = (CLEAN,),
     *,
-    batch_size: int = 64,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Per image and condition: path, label, generator, condition, logit, prob_fake, error."""
-    from ganforensics.data.perturb import parse_ops
-    from ganforensics.io.images import iter_images
-
     rows, images = _test_items(test)
     chains = {c: (None if c == CLEAN else parse_ops(c)) for c in conditions}
     n = len(rows)
     logits = {c: np.full(n, np.nan) for c in conditions}
-    errors: list[str | None] = [None] * n
-    pre_err = rows["error"].tolist() if "error" in rows.columns else [None] * n
-    for i, e in enumerate(pre_err):
-        if isinstance(e, str) and e:
-            errors[i] = e
+    errors = known_errors(rows)
 
     def decoded():
         if images is not None:
@@ -121,7 +142,7 @@ def score_conditions(
             return
         todo = [i for i in range(n) if errors[i] is None]
         paths = [rows["path"].iat[i] for i in todo]
-        for j, arr, err in iter_images(paths, workers=workers):
+        for j, arr, err in iter_decoded(paths, workers=workers):
             yield todo[j], arr, err
 
     def flush(idx: list[int], ims: list[np.ndarray]) -> None:
@@ -175,7 +196,8 @@ def metrics_table(scores: pd.DataFrame, threshold: float, *, oracle: bool = Fals
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def _plots(run: Any, scores: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+def _plots(run: RunFolder, scores: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    # matplotlib is imported only when a figure is drawn (it adds ~0.6 s to start-up)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,6 +241,38 @@ def _plots(run: Any, scores: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     return written
 
 
+def _write_run(run: RunFolder, detector: Detector, res: Evaluation) -> None:
+    """metrics.csv, metrics_long.csv, scores.csv, curves/roc.csv, curves/pr.csv, metrics.json."""
+    table, scores = res.metrics, res.scores
+    long = table.melt(id_vars=["condition", "generator"], var_name="metric", value_name="value")
+    run.write_csv("metrics.csv", table)
+    run.write_csv("metrics_long.csv", long)
+    run.write_csv("scores.csv", scores)
+    roc_rows, pr_rows = [], []
+    for cond, g in scores.dropna(subset=["label", "prob_fake"]).groupby("condition", sort=False):
+        real = g[g["label"] == 0]
+        for gen, fk in g[g["label"] == 1].groupby("generator"):
+            sub = pd.concat([real, fk])
+            if sub["label"].nunique() < 2:
+                continue
+            y, p = sub["label"].to_numpy(int), sub["prob_fake"].to_numpy()
+            roc_rows.append(roc_points(y, p).assign(condition=cond, generator=gen))
+            pr_rows.append(pr_points(y, p).assign(condition=cond, generator=gen))
+    if roc_rows:
+        run.write_csv("curves/roc.csv", pd.concat(roc_rows, ignore_index=True))
+        run.write_csv("curves/pr.csv", pd.concat(pr_rows, ignore_index=True))
+    nested: dict[str, Any] = {}
+    for rec in table.to_dict("records"):
+        nested.setdefault(rec.pop("condition"), {})[rec.pop("generator")] = rec
+    run.write_json("metrics.json", {
+        "threshold": res.threshold, "threshold_source": res.threshold_source,
+        "conditions": res.conditions, "metrics": nested,
+        "n_errors": res.n_errors, "n_unlabelled": res.n_unlabelled,
+        "detector": {k: detector.meta.get(k) for k in
+                     ("kind", "arch", "recipe", "seed", "train_manifest_sha256")},
+    })
+
+
 def evaluate_detector(
     detector: Detector,
     test: Any,
@@ -228,26 +282,21 @@ def evaluate_detector(
     out: str | os.PathLike[str] | None = None,
     threshold: float | None = None,
     oracle: bool = False,
-    batch_size: int = 64,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
     force: bool = False,
     progress: bool = True,
     plots: bool = True,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate `detector` on `test` (manifest path / DataFrame / (images, labels[, gens])).
 
-    Returns {"metrics": DataFrame (condition, generator, metric columns; rows per generator,
-    `mean` over generators, `all` pooled), "scores": per-image DataFrame, "threshold",
-    "conditions", "summary": {condition: mean-over-generators metrics}}. With `out`, writes a
-    run folder: metrics.csv, metrics_long.csv (tidy), metrics.json, scores.csv,
-    curves/roc.csv, curves/pr.csv, roc_pr.png, robustness_ap.png.
+    With `out`, writes a run folder: metrics.csv, metrics_long.csv (tidy), metrics.json,
+    scores.csv, curves/roc.csv, curves/pr.csv, roc_pr.png, robustness_ap.png.
     """
     conds = conditions_for(perturb, grid)
     thr = float(detector.threshold if threshold is None else threshold)
     run = None
     if out is not None:
-        from ganforensics.io.runs import RunFolder
-
         cfg = {"model": detector.meta.get("imported_from") or detector.meta.get("arch")
                or detector.kind, "kind": detector.kind, "conditions": conds, "threshold": thr,
                "test": str(test) if isinstance(test, (str, os.PathLike)) else "<in memory>",
@@ -255,17 +304,16 @@ def evaluate_detector(
         run = RunFolder.create(out, cfg, force=force)
     scores = score_conditions(detector, test, conds, batch_size=batch_size, workers=workers,
                               progress=progress)
-    bad = scores[(scores["condition"] == conds[0]) & scores["error"].notna()]
-    if len(bad):
-        warn(f"{len(bad)} test image(s) unreadable and left out, e.g. {bad['path'].iat[0]}: "
-             f"{bad['error'].iat[0]}")
-    unl = scores[(scores["condition"] == conds[0]) & scores["label"].isna()]
+    first = scores[scores["condition"] == conds[0]]
+    bad = first[~first.index.isin(usable(first).index)]
+    warn_bad_files(list(zip(bad["path"], bad["error"], strict=True)), "test set")
+    unl = first[first["label"].isna()]
     if len(unl):
         warn(f"{len(unl)} test image(s) without a label left out of the metrics")
     table = metrics_table(scores, thr, oracle=oracle)
     if table.empty:
         raise InputError("no labelled, readable test images to evaluate")
-    present = set(scores.loc[scores["condition"] == conds[0], "label"].dropna().astype(int))
+    present = set(first["label"].dropna().astype(int))
     if present != {0, 1}:
         warn("the test data hold only " + ("real" if present == {0} else "fake")
              + " images: AP, AUC and EER are undefined (NaN); accuracies are still reported")
@@ -274,43 +322,14 @@ def evaluate_detector(
         .drop(columns=["condition", "generator"]).iloc[0].to_dict()
         for c in conds if ((table["condition"] == c) & (table["generator"] == "mean")).any()
     }
-    result: dict[str, Any] = {
-        "metrics": table, "scores": scores, "threshold": thr, "conditions": conds,
-        "summary": summary,
-        "threshold_source": "given" if threshold is not None else "model (validation split)",
-        "n_errors": int(len(bad)), "n_unlabelled": int(len(unl)),
-    }
+    res = Evaluation(
+        metrics=table, scores=scores, threshold=thr, conditions=conds, summary=summary,
+        threshold_source=THRESHOLD_GIVEN if threshold is not None else THRESHOLD_FROM_MODEL,
+        n_errors=int(len(bad)), n_unlabelled=int(len(unl)),
+    )
     if run is not None:
-        long = table.melt(id_vars=["condition", "generator"], var_name="metric",
-                          value_name="value")
-        run.write_csv("metrics.csv", table)
-        run.write_csv("metrics_long.csv", long)
-        run.write_csv("scores.csv", scores)
-        roc_rows, pr_rows = [], []
-        for cond, g in scores.dropna(subset=["label", "prob_fake"]).groupby("condition",
-                                                                              sort=False):
-            real = g[g["label"] == 0]
-            for gen, fk in g[g["label"] == 1].groupby("generator"):
-                sub = pd.concat([real, fk])
-                if sub["label"].nunique() < 2:
-                    continue
-                y, p = sub["label"].to_numpy(int), sub["prob_fake"].to_numpy()
-                roc_rows.append(roc_points(y, p).assign(condition=cond, generator=gen))
-                pr_rows.append(pr_points(y, p).assign(condition=cond, generator=gen))
-        if roc_rows:
-            run.write_csv("curves/roc.csv", pd.concat(roc_rows, ignore_index=True))
-            run.write_csv("curves/pr.csv", pd.concat(pr_rows, ignore_index=True))
-        nested: dict[str, Any] = {}
-        for rec in table.to_dict("records"):
-            nested.setdefault(rec.pop("condition"), {})[rec.pop("generator")] = rec
-        run.write_json("metrics.json", {
-            "threshold": thr, "threshold_source": result["threshold_source"],
-            "conditions": conds, "metrics": nested,
-            "n_errors": int(len(bad)), "n_unlabelled": int(len(unl)),
-            "detector": {k: detector.meta.get(k) for k in
-                         ("kind", "arch", "recipe", "seed", "train_manifest_sha256")},
-        })
+        _write_run(run, detector, res)
         if plots:
-            result["plots"] = _plots(run, scores, table)
-        result["out"] = str(run.path)
-    return result
+            res.plots = _plots(run, scores, table)
+        res.out = str(run.path)
+    return res

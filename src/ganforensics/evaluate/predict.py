@@ -1,59 +1,28 @@
 """Score many image files with any detector: batched inference, decoding overlapped with it.
 
-Decoding runs in a thread pool a bounded number of images ahead of the model (so memory stays
-flat on large folders); bad files become rows with an `error` and the batch goes on.
+Decoding (`io.loading.iter_decoded`) runs in a thread pool a bounded number of images ahead of
+the model (so memory stays flat on large folders); bad files become rows with an `error` and the
+batch goes on.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ganforensics.console import make_progress
+from ganforensics.data.importers import collect_inputs
+from ganforensics.data.manifest import usable
 from ganforensics.detectors.base import Detector, sigmoid
-from ganforensics.errors import ImageDecodeError
-from ganforensics.io.images import load_rgb
+from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded
 
 PREDICT_COLUMNS = ("path", "prob_fake", "logit", "decision", "error")
-
-
-def _decode(path: str) -> tuple[np.ndarray | None, str | None]:
-    try:
-        return load_rgb(path), None
-    except ImageDecodeError as exc:
-        return None, exc.reason
-    except Exception as exc:  # noqa: BLE001 - a batch never stops on one file
-        return None, f"cannot decode: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-
-
-def prefetch_images(
-    paths: Sequence[str], *, workers: int = 2, ahead: int = 128
-) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """Decode `paths` in order with `workers` threads, at most `ahead` images in flight."""
-    if workers <= 1:
-        for i, p in enumerate(paths):
-            yield (i, *_decode(p))
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future] = deque()
-        it = iter(enumerate(paths))
-        for _i, p in it:
-            pending.append(pool.submit(_decode, p))
-            if len(pending) >= ahead:
-                break
-        done = 0
-        while pending:
-            arr, err = pending.popleft().result()
-            yield done, arr, err
-            done += 1
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(_decode, nxt[1]))
+"""The columns of a predict table, in order."""
+DEFAULT_BATCH_SIZE = 32
 
 
 def predict_paths(
@@ -61,13 +30,13 @@ def predict_paths(
     paths: Sequence[str | os.PathLike[str]],
     *,
     threshold: float | None = None,
-    batch_size: int = 32,
-    workers: int = 2,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
     progress: bool = True,
     errors: Sequence[str | None] | None = None,
 ) -> pd.DataFrame:
-    """One row per path: path, prob_fake, logit, decision ("fake"/"real" at `threshold`,
-    default the detector's calibrated one), error (empty when scored).
+    """One row per path (`PREDICT_COLUMNS`): path, prob_fake, logit, decision ("fake"/"real"
+    at `threshold`, default the detector's calibrated one), error (empty when scored).
 
     `errors` may carry known errors per path (e.g. from a manifest); those files are skipped.
     """
@@ -92,8 +61,8 @@ def predict_paths(
             buf_i.clear()
             buf_im.clear()
 
-        for j, arr, err in prefetch_images([paths[i] for i in todo], workers=workers,
-                                           ahead=max(2 * batch_size, 8)):
+        for j, arr, err in iter_decoded([paths[i] for i in todo], workers=workers,
+                                        ahead=max(2 * batch_size, 8)):
             i = todo[j]
             if arr is None:
                 errs[i] = err or "unreadable"
@@ -109,7 +78,46 @@ def predict_paths(
     probs = np.full(n, np.nan)
     probs[ok] = sigmoid(logits[ok])
     decision = np.where(ok, np.where(probs >= thr, "fake", "real"), "")
-    return pd.DataFrame({
-        "path": paths, "prob_fake": probs, "logit": logits, "decision": decision,
-        "error": [e or "" for e in errs],
-    })
+    columns = (paths, probs, logits, decision, [e or "" for e in errs])
+    return pd.DataFrame(dict(zip(PREDICT_COLUMNS, columns, strict=True)))
+
+
+def known_errors(rows: pd.DataFrame) -> list[str | None]:
+    """Per row: the manifest's error, or None for a usable row (`data.manifest.usable`)."""
+    bad = ~rows.index.isin(usable(rows).index)  # manifest rows: a unique index
+    return [str(rows["error"].iat[i]) if b else None for i, b in enumerate(bad)]
+
+
+def input_paths(
+    inputs: Sequence[str | os.PathLike[str]],
+) -> tuple[list[str], list[str | None]]:
+    """The files to score and their known errors: folders and manifests (.csv) are expanded by
+    `data.importers.collect_inputs` (their error rows kept); any other input is a file named
+    explicitly (scored, or an error row when it is missing or not an image)."""
+    paths: list[str] = []
+    errs: list[str | None] = []
+    for item in map(Path, inputs):
+        if item.is_dir() or (item.is_file() and item.suffix.lower() == ".csv"):
+            rows = collect_inputs([str(item)])
+            col = "abspath" if "abspath" in rows.columns else "path"
+            paths += rows[col].astype(str).tolist()
+            errs += known_errors(rows)
+        else:
+            paths.append(str(item))
+            errs.append(None)
+    return paths, errs
+
+
+def predict_inputs(
+    detector: Detector,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    threshold: float | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """`predict_paths` on image files, folders and manifests (see `input_paths`)."""
+    paths, errs = input_paths(inputs)
+    return predict_paths(detector, paths, threshold=threshold, batch_size=batch_size,
+                         workers=workers, progress=progress, errors=errs)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.seeding import DEFAULT_SEED
 
 CLASSIFIERS = ("logreg", "linear-svm", "knn", "rbf-svm", "mlp")
 DEFAULT_K = 5
@@ -51,7 +52,7 @@ def fit_classifier(
     x: np.ndarray,
     y: np.ndarray,
     *,
-    seed: int = 2021,
+    seed: int = DEFAULT_SEED,
     k: int = DEFAULT_K,
     hidden: tuple[int, ...] = DEFAULT_HIDDEN,
 ) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,12 @@ import numpy as np
 import pandas as pd
 
 from ganforensics import __version__
-from ganforensics.console import track
+from ganforensics.data.importers import collect_inputs
+from ganforensics.data.manifest import usable
 from ganforensics.errors import InputError
 from ganforensics.io.atomic import atomic_path
-from ganforensics.io.images import iter_images
+from ganforensics.io.loading import load_images
+from ganforensics.seeding import DEFAULT_SEED
 from ganforensics.spectral.decay import decay_features
 from ganforensics.spectral.spectra import (
     VARIANTS,
@@ -70,6 +73,25 @@ class SpectraSet:
             if g.name == name:
                 return g
         raise InputError(f"no group {name!r} (have: {', '.join(g.name for g in self.groups)})")
+
+
+def collect_named(inputs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Rows of all inputs (`data.importers.collect_inputs`); unlabelled rows without a known
+    generator take the input's name (folder name, or the file stem) as their generator."""
+    frames = []
+    for inp in map(Path, inputs):
+        df = collect_inputs([inp]).copy()
+        gen = df["generator"].astype("object") if "generator" in df.columns else None
+        unknown = (
+            pd.Series(True, index=df.index) if gen is None
+            else (gen.isna() | (gen.astype(str) == "unknown"))
+        )
+        lab = pd.to_numeric(df["label"], errors="coerce").astype("float64")
+        name = inp.name if inp.is_dir() else inp.stem
+        df["generator"] = (gen if gen is not None else pd.Series("unknown", index=df.index))
+        df.loc[(unknown & lab.isna()).to_numpy(), "generator"] = name
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
 
 
 def group_column(df: pd.DataFrame) -> pd.Series:
@@ -132,19 +154,16 @@ def compute_group_spectra(
     dtype: type = np.float64,
     decay: bool = False,
     max_per_group: int | None = None,
-    seed: int = 2021,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[SpectraSet, list[tuple[str, str]]]:
     """Spectra per group of manifest rows (see `group_column`); returns the set and the
-    (path, reason) of files that could not be decoded (skipped)."""
+    (path, reason) of files that could not be decoded (skipped; the caller warns)."""
     if "abspath" not in df.columns:
         raise InputError("manifest rows need an 'abspath' column")
-    if "error" in df.columns:
-        bad = df["error"].notna() & (df["error"].astype(str) != "")
-        errors = [(str(p), str(e)) for p, e in zip(df.loc[bad, "abspath"],
-                                                    df.loc[bad, "error"], strict=True)]
-        df = df[~bad]
-    else:
-        errors = []
+    ok = usable(df)
+    bad = df[~df.index.isin(ok.index)]  # manifest rows: a unique index
+    errors = [(str(p), str(e)) for p, e in zip(bad["abspath"], bad.get("error", []), strict=True)]
+    df = ok
     names = group_column(df)
     groups: list[GroupSpectra] = []
     order = ["real"] + sorted(set(names) - {"real"}) if "real" in set(names) else sorted(set(names))
@@ -153,14 +172,10 @@ def compute_group_spectra(
         if max_per_group is not None and len(sub) > max_per_group:
             sub = sub.sample(n=max_per_group, random_state=(seed + gi) % (2**32)).sort_index()
         paths = [str(p) for p in sub["abspath"]]
-        images: list[np.ndarray] = []
-        kept: list[str] = []
-        for i, arr, err in track(iter_images(paths), f"spectra {name}", total=len(paths)):
-            if arr is None:
-                errors.append((paths[i], str(err)))
-                continue
-            images.append(arr)
-            kept.append(paths[i])
+        loaded = load_images(paths, what=f"spectra {name}", progress=True, quiet=True)
+        errors += loaded.errors
+        images = loaded.images
+        kept = [paths[i] for i in loaded.keep]
         if not images:
             continue
         profs, freqs, mean2d, feats, info = spectra_of_images(

@@ -18,6 +18,7 @@ from ganforensics.io.atomic import atomic_path
 from ganforensics.spectral.collection import SpectraSet
 
 MAX_HEATMAPS = 6
+PLOT_DPI = 120
 YLABEL = {
     "durall": "mean 20 ln|F| (reference azimuthal average)",
     "clean": "power |F|^2 / (HW), geometric mean",
@@ -41,7 +42,7 @@ def plot_spectra(
     variant: str | None = None,
     groups: list[str] | None = None,
     zoom: float = 0.75,
-    dpi: int = 120,
+    dpi: int = PLOT_DPI,
     title: str | None = None,
 ) -> Path:
     """Write a PNG: profiles (full and zoomed to the top quarter) and 2-D mean spectra."""
