@@ -129,7 +129,7 @@ def test_calibrated_threshold_never_sees_test_labels(monkeypatch):
     monkeypatch.setattr(threshold_mod, "calibrate_threshold", spy)
     monkeypatch.setattr(detection_mod, "calibrate_threshold", spy)
     val = _toy(16, 1)
-    det = train_cnn_detector("small", "wang2020", _toy(32, 0), val, None, max_epochs=2,
+    det = train_cnn_detector("small", "wang2020", _toy(32, 0), val, None, epochs=2,
                              batch_size=16, progress=False)
     assert len(calls) == 1  # calibration happened once, on validation data only
     assert np.array_equal(calls[0][1], val[1]) and len(calls[0][0]) == len(val[0])

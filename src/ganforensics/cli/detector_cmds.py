@@ -11,10 +11,11 @@ import typer
 from ganforensics.cli.apps import EXIT_CODES_HELP, app, detector_app, evaluate_app
 from ganforensics.console import info, out, warn
 from ganforensics.data.manifest import read_manifest
-from ganforensics.detectors import spectral
-from ganforensics.detectors.base import load_detector
+from ganforensics.detectors import load_detector, spectral
 from ganforensics.detectors.cnn import (
     ARCHS,
+    DEFAULT_ARCH,
+    DEFAULT_RECIPE,
     RECIPES,
     CNNDetector,
     load_cnndetection_checkpoint,
@@ -29,9 +30,6 @@ from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
 from ganforensics.seeding import DEFAULT_SEED
 
 KINDS = (CNNDetector.kind, *spectral.KINDS)
-DEFAULT_ARCH = "resnet50"
-"""The CNNDetection backbone (Wang et al. 2020), the default of `detector train --arch`."""
-DEFAULT_RECIPE = "wang2020"
 _RECIPE = RECIPES[DEFAULT_RECIPE]
 
 
@@ -95,7 +93,7 @@ def train_cmd(
         check_device(device)
         det = train_cnn_detector(
             arch or DEFAULT_ARCH, recipe or DEFAULT_RECIPE, train, val, out_dir,
-            color_robust=color_robust, seed=seed, max_epochs=epochs, batch_size=batch_size,
+            color_robust=color_robust, seed=seed, epochs=epochs, batch_size=batch_size,
             device=device, aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume,
             force=force,
         )

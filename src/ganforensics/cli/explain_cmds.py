@@ -10,7 +10,8 @@ import typer
 
 from ganforensics.cli.apps import EXIT_CODES_HELP, explain_app
 from ganforensics.console import info, out, warn
-from ganforensics.detectors.base import load_detector, sigmoid
+from ganforensics.detectors import load_detector
+from ganforensics.detectors.base import sigmoid
 from ganforensics.errors import ConfigError, InputError
 from ganforensics.explain import (
     as_explainable,

@@ -16,7 +16,7 @@ from ganforensics.explain.ffrs import (
     parse_key,
     read_ranking,
 )
-from ganforensics.explain.lrp import check_lrp_supported, conv_relevance, lrp_composite
+from ganforensics.explain.lrp import check_lrp_supported, conv_relevance
 from ganforensics.explain.masking import mask_channels, masked_probs, masking_report
 from ganforensics.explain.scores import per_generator_metrics
 
@@ -33,7 +33,6 @@ __all__ = [
     "gradcam",
     "imagenet_preprocess",
     "keys_to_maps",
-    "lrp_composite",
     "map_key",
     "mask_channels",
     "masked_probs",

@@ -3,6 +3,7 @@ CNNDetection checkpoint import, and the `CNNDetector` used by predict / evaluate
 
 from ganforensics.detectors.cnn.archs import (
     ARCHS,
+    DEFAULT_ARCH,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ArchSpec,
@@ -15,13 +16,15 @@ from ganforensics.detectors.cnn.checkpoint import (
     load_cnndetection_checkpoint,
 )
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
-from ganforensics.detectors.cnn.recipes import RECIPES, Recipe, get_recipe
+from ganforensics.detectors.cnn.recipes import DEFAULT_RECIPE, RECIPES, Recipe, get_recipe
 from ganforensics.detectors.cnn.train import train_cnn_detector
 from ganforensics.detectors.cnn.weights import read_state_dict, safe_torch_load
 
 __all__ = [
     "ARCHS",
     "ArchSpec",
+    "DEFAULT_ARCH",
+    "DEFAULT_RECIPE",
     "CNNDetector",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

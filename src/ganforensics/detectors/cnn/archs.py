@@ -109,6 +109,9 @@ def _timm(name: str) -> Callable[[], nn.Module]:
     return build
 
 
+DEFAULT_ARCH = "resnet50"
+"""The CNNDetection backbone (Wang et al. 2020): the default of `detector train --arch`."""
+
 ARCHS: dict[str, ArchSpec] = {
     s.name: s
     for s in (

@@ -64,6 +64,10 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+DEFAULT_RECIPE = "wang2020"
+"""The default training recipe (`detector train --recipe`)."""
+
+
 def get_recipe(recipe: str | Recipe, **overrides: Any) -> Recipe:
     """A recipe by name (or as given) with non-None overrides applied."""
     if isinstance(recipe, str):
