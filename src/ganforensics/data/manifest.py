@@ -96,12 +96,19 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return write_csv_atomic(p, out[cols])
 
 
+def error_mask(df: pd.DataFrame) -> pd.Series:
+    """True for each row with a decode error (a non-empty `error`); all False without one."""
+    if "error" not in df.columns:
+        return pd.Series(False, index=df.index)
+    err = df["error"]
+    return ~(err.isna() | (err.astype(str) == ""))
+
+
 def usable(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows without a decode error."""
+    """Rows without a decode error (the complement of `error_mask`)."""
     if "error" not in df.columns:
         return df
-    err = df["error"]
-    return df[err.isna() | (err.astype(str) == "")]
+    return df[~error_mask(df)]
 
 
 def split_of(df: pd.DataFrame, split: str) -> pd.DataFrame:
