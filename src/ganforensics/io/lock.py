@@ -4,7 +4,8 @@ The lock is `fcntl.flock` on the open lock file, which holds the owner's PID and
 kernel drops it when the owning process ends, however it ends (a SIGKILL included), so a lock
 file left behind by a dead process never blocks a retry: only a live owner does. Within one
 process the lock is re-entrant (counted), so library code that opens a run folder its caller
-already holds works unchanged. Releasing the last hold removes the lock file.
+already holds works unchanged. Releasing the last hold, or the normal end of the process,
+removes the lock file.
 
 A file system without `flock` support (and Windows, which has no `fcntl`) gives no lock; the run
 goes on, with one warning.
@@ -12,6 +13,7 @@ goes on, with one warning.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import socket
@@ -31,8 +33,9 @@ LOCK_NAME = ".run.lock"
 _HOLDER_WAIT_S = 0.5
 """How long to wait for a new owner to write its PID into the lock file (for the message)."""
 
-_held: dict[Path, tuple[int, int]] = {}
-"""Locks this process holds: resolved folder -> (file descriptor, hold count)."""
+_held: dict[Path, tuple[int, int, int]] = {}
+"""Locks held: resolved folder -> (file descriptor, hold count, PID of the process that took
+it; a forked child inherits this table but must not remove its parent's lock files)."""
 _guard = threading.Lock()
 
 
@@ -95,15 +98,15 @@ def acquire(folder: str | os.PathLike[str]) -> None:
     key = Path(folder).resolve()
     with _guard:
         if key in _held:
-            fd, count = _held[key]
+            fd, count, pid = _held[key]
             if _same_file(fd, lock_path(key)):
-                _held[key] = (fd, count + 1)
+                _held[key] = (fd, count + 1, pid)
                 return
             del _held[key]  # the folder (or its lock file) was removed meanwhile: lock anew
             os.close(fd)
         fd = _lock_fd(Path(folder))
         if fd is not None:
-            _held[key] = (fd, 1)
+            _held[key] = (fd, 1, os.getpid())
 
 
 def release(folder: str | os.PathLike[str]) -> None:
@@ -112,16 +115,32 @@ def release(folder: str | os.PathLike[str]) -> None:
     with _guard:
         if key not in _held:
             return
-        fd, count = _held[key]
+        fd, count, pid = _held[key]
         if count > 1:
-            _held[key] = (fd, count - 1)
+            _held[key] = (fd, count - 1, pid)
             return
         del _held[key]
-        try:
-            if _same_file(fd, lock_path(key)):
-                os.unlink(lock_path(key))  # unlink while locked: no second owner can slip in
-        finally:
-            os.close(fd)
+        _unlock(key, fd)
+
+
+def _unlock(key: Path, fd: int) -> None:
+    try:
+        if _same_file(fd, lock_path(key)):
+            os.unlink(lock_path(key))  # unlink while locked: no second owner can slip in
+    except OSError:
+        pass  # the folder is gone or read-only: closing the file still unlocks it
+    finally:
+        os.close(fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    """At the normal end of the process remove the lock files it still holds."""
+    with _guard:
+        for key, (fd, _, pid) in list(_held.items()):
+            if pid == os.getpid():
+                del _held[key]
+                _unlock(key, fd)
 
 
 def holds(folder: str | os.PathLike[str]) -> bool:

@@ -6,7 +6,10 @@
 - `stages/<name>.done`: markers of finished stages for resumable work.
 
 An existing run is never overwritten silently: `force=True` reuses the folder (files are
-replaced); `resume=True` reuses it only when its saved config equals the new one.
+replaced); `resume=True` reuses it only when its saved config equals the new one. One writer at
+a time: the folder is locked (`.run.lock`, see `ganforensics.io.lock`) from `create` until
+`release()` or the end of the process, and a folder another live process holds is refused with
+`RunInUseError` (exit code 3).
 """
 
 from __future__ import annotations
