@@ -69,11 +69,27 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     df["generator"] = (
         df["generator"].fillna(df["label"].map({0: "real", 1: "unknown"})).fillna("unknown")
     )
-    base = p.resolve().parent
-    df["abspath"] = [str((base / rel).resolve()) for rel in df["path"].astype(str)]
+    df["abspath"] = _abspaths(p, df["path"])
     if "error" in df.columns:
         df["error"] = df["error"].where(df["error"].notna(), None)
     return df
+
+
+def _abspaths(manifest: Path, paths: pd.Series) -> list[str]:
+    """Each `path` resolved against the manifest's folder; a blank or unusable one raises
+    `InputError` naming the manifest and the row."""
+    base = manifest.resolve().parent
+    out: list[str] = []
+    for row, rel in enumerate(paths):
+        if not isinstance(rel, str) or rel == "":
+            raise InputError(f"{manifest}: column 'path' is empty in row {row + 2}")
+        try:
+            out.append(str((base / rel).resolve()))
+        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte
+            raise InputError(
+                f"{manifest}: row {row + 2} has an unusable path {rel!r} ({exc})"
+            ) from None
+    return out
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
