@@ -226,7 +226,7 @@ def _safe_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class PatchRecipe:
+class _Recipe:
     """The checked options of `make_patches` (see the module docstring)."""
 
     size: int
@@ -241,7 +241,7 @@ class PatchRecipe:
 
 def _recipe(size: int, scales: Sequence[float], seed: int, min_std: float,
             fractions: Sequence[float], max_per_photo: int | None, resize_filter: str,
-            lossy_max_scale: float) -> PatchRecipe:
+            lossy_max_scale: float) -> _Recipe:
     """Check the options; raise `ConfigError` naming the bad one."""
     size = int(size)
     if size < 4:
@@ -257,25 +257,19 @@ def _recipe(size: int, scales: Sequence[float], seed: int, min_std: float,
         raise ConfigError(f"lossy_max_scale must be in (0, 1], not {lossy_max_scale}")
     if max_per_photo is not None and max_per_photo < 1:
         raise ConfigError(f"max_per_photo must be >= 1, not {max_per_photo}")
-    return PatchRecipe(size, tuple(scales), int(seed), float(min_std),
+    return _Recipe(size, tuple(scales), int(seed), float(min_std),
                        tuple(float(f) for f in fractions), max_per_photo, resize_filter,
                        float(lossy_max_scale))
 
 
-def _run_config(r: PatchRecipe, sources: Sequence[str | os.PathLike[str]] | None
-                ) -> dict[str, Any]:
+def _run_config(r: _Recipe, sources: Sequence[str | os.PathLike[str]] | None) -> dict[str, Any]:
     """What config.yaml records (keys in this order)."""
     return {
-        "command": "data photos",
-        "size": r.size,
+        "command": "data photos", "size": r.size,
         "sources": [str(Path(s).resolve()) for s in sources] if sources else "default",
-        "scales": list(r.scales),
-        "seed": r.seed,
-        "min_std": r.min_std,
-        "fractions": list(r.fractions),
-        "max_per_photo": r.max_per_photo,
-        "resize_filter": r.resize_filter,
-        "lossy_max_scale": r.lossy_max_scale,
+        "scales": list(r.scales), "seed": r.seed, "min_std": r.min_std,
+        "fractions": list(r.fractions), "max_per_photo": r.max_per_photo,
+        "resize_filter": r.resize_filter, "lossy_max_scale": r.lossy_max_scale,
     }
 
 
@@ -294,11 +288,10 @@ def _load_photos(sources: Sequence[str | os.PathLike[str]] | None
     return photos, problems
 
 
-Cut = list[tuple[Photo, float, list[tuple[int, int, np.ndarray]]]]
-"""(photo, scale, [(y, x, patch)]) for each photo and scale, in photo order."""
+Cut = list[tuple[Photo, float, list[tuple[int, int, np.ndarray]]]]  # (photo, scale, patches)
 
 
-def _cut_photos(photos: Sequence[Photo], r: PatchRecipe) -> Cut:
+def _cut_photos(photos: Sequence[Photo], r: _Recipe) -> Cut:
     """Steps 1-3 of the recipe; a seeded subset per photo and scale with `max_per_photo`."""
     cut: Cut = []
     for ph in track(photos, "cut patches"):
@@ -313,7 +306,7 @@ def _cut_photos(photos: Sequence[Photo], r: PatchRecipe) -> Cut:
     return cut
 
 
-def _split_photos(cut: Cut, r: PatchRecipe) -> dict[str, str]:
+def _split_photos(cut: Cut, r: _Recipe) -> dict[str, str]:
     """Step 4: photo group -> split, weighted by each group's patch count."""
     counts: dict[str, int] = {}
     for ph, _, patches in cut:
@@ -331,24 +324,13 @@ def _write_patches(cut: Cut, split_of: dict[str, str], patch_dir: Path, size: in
             data = _png_bytes(patch)
             dest = patch_dir / fname
             write_bytes_atomic(dest, data)
-            rows.append(
-                {
-                    "abspath": str(dest.resolve()),
-                    "label": 0,
-                    "generator": "real",
-                    "source": ph.name,
-                    "split": split_of[ph.group],
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "width": size,
-                    "height": size,
-                    "format": "PNG",
-                    "group": ph.group,
-                    "photo_format": ph.format,
-                    "scale": s,
-                    "y": y,
-                    "x": x,
-                }
-            )
+            rows.append({
+                "abspath": str(dest.resolve()), "label": 0, "generator": "real",
+                "source": ph.name, "split": split_of[ph.group],
+                "sha256": hashlib.sha256(data).hexdigest(), "width": size, "height": size,
+                "format": "PNG", "group": ph.group, "photo_format": ph.format, "scale": s,
+                "y": y, "x": x,
+            })
     return rows
 
 
