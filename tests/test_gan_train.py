@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.errors import InputError, RunExistsError
+from ganforensics.errors import InputError, RunExistsError, RunInUseError
 from ganforensics.gan.config import preset
 from ganforensics.gan.generate import generate, load_generator, sample_images
 from ganforensics.gan.train import BatchSampler, train_gan
@@ -170,6 +170,33 @@ def test_generate_manifest(tmp_path: Path) -> None:
     df2 = generate(run, 20, tmp_path / "fakes2", seed=3, batch=5, progress=False)
     for p1, p2 in zip(df["abspath"], df2["abspath"], strict=True):
         assert Path(p1).read_bytes() == Path(p2).read_bytes()
+
+
+_HOLD_LOCK = """
+import sys
+from ganforensics.io import lock
+lock.acquire(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_generate_refuses_a_folder_another_process_writes(tmp_path: Path) -> None:
+    run = train_gan(_tiny(steps=2), _patches(16), tmp_path / "run", progress=False)
+    out = tmp_path / "fakes"
+    out.mkdir()
+    env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInUseError, match=f"in use by PID {holder.pid}"):
+            generate(run, 4, out, progress=False)
+        assert list(out.iterdir()) == [out / ".run.lock"]
+    finally:
+        holder.communicate("", timeout=60)
+    df = generate(run, 4, out, progress=False)  # the holder is gone: no --force needed
+    assert len(df) == 4 and not (out / ".run.lock").exists()
 
 
 def test_cli_train_generate_fid(tmp_path: Path) -> None:
