@@ -18,6 +18,7 @@ from ganforensics.io.atomic import save_png_atomic
 from ganforensics.metrics import fid as fidm
 from ganforensics.metrics.features import (
     NON_STANDARD,
+    _InceptionPool3,
     build_fallback,
     build_inception_from_fidhelper,
     build_inception_from_pth,
@@ -123,8 +124,6 @@ def test_inception_needs_local_weights(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_inception_from_state_dict_file(tmp_path: Path) -> None:
-    from ganforensics.metrics.features import _InceptionPool3
-
     torch.manual_seed(0)
     net = _InceptionPool3()
     torch.save(net.net.state_dict(), tmp_path / "pt_inception-test.pth")

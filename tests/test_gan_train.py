@@ -13,19 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
+from skimage import data
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
+from ganforensics.data.manifest import new_manifest, write_manifest
 from ganforensics.errors import InputError, RunExistsError, RunInUseError
 from ganforensics.gan.config import preset
+from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import generate, load_generator, sample_images
 from ganforensics.gan.train import BatchSampler, train_gan
 from ganforensics.io.atomic import save_png_atomic
 
 
 def _patches(n: int = 48, size: int = 32, seed: int = 0) -> np.ndarray:
-    from skimage import data
-
     rng = np.random.default_rng(seed)
     imgs = [data.astronaut(), data.chelsea()]
     out = []
@@ -140,9 +141,6 @@ def test_batch_sampler_covers_each_epoch() -> None:
 
 
 def test_manifest_data_real_train_only_and_resize(tmp_path: Path) -> None:
-    from ganforensics.data.manifest import new_manifest, write_manifest
-    from ganforensics.gan.data import load_training_images
-
     rows = []
     pats = _patches(8, size=40)
     for i, img in enumerate(pats):
