@@ -24,6 +24,7 @@ from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import generate, load_generator, sample_images
 from ganforensics.gan.train import BatchSampler, train_gan
 from ganforensics.io.atomic import save_png_atomic
+from hostile import write_undecodable
 
 
 def _patches(n: int = 48, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -226,3 +227,18 @@ def test_cli_train_generate_fid(tmp_path: Path) -> None:
     res = r.invoke(app, ["gan", "train", "--data", str(tmp_path / "real"), "--out",
                          str(tmp_path / "r3"), "--last-block", "Q.1.5"])
     assert res.exit_code == 2 and "last_block" in res.output
+
+
+def test_training_images_skip_bad_files_with_one_warning(tmp_path: Path, capsys) -> None:
+    for i, img in enumerate(_patches(5)):
+        save_png_atomic(tmp_path / "real" / f"{i}.png", img)
+    write_undecodable(tmp_path / "real")
+    stack, info = load_training_images(tmp_path / "real", 32)
+    assert stack.shape == (5, 32, 32, 3) and info["skipped"] == 4 and info["count"] == 5
+    assert np.array_equal(stack, _patches(5))
+    err = capsys.readouterr().err
+    assert err.count("unreadable image(s) skipped") == 1 and "real training images: 4" in err
+    (tmp_path / "only_bad").mkdir()
+    write_undecodable(tmp_path / "only_bad")
+    with pytest.raises(InputError, match="none of the 4 real training images decoded"):
+        load_training_images(tmp_path / "only_bad", 32)
