@@ -18,10 +18,10 @@ from ganforensics.data.perturb import (
     jpeg,
     noise,
     parse_op,
-    perturb_manifest,
     resize,
     webp,
 )
+from ganforensics.data.perturb_dataset import perturb_manifest
 from ganforensics.errors import ConfigError, InputError
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance
 
+from ganforensics.errors import InputError
 from ganforensics.metrics.fid import feature_stats, frechet_distance
 from ganforensics.metrics.kid import kid, polynomial_mmd2
 
@@ -56,8 +57,6 @@ def test_nan_covariance_retries_then_fails_clearly() -> None:
 
 
 def test_mismatched_shapes_raise() -> None:
-    from ganforensics.errors import InputError
-
     with pytest.raises(InputError, match="mismatched"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
 

@@ -18,12 +18,14 @@ from ganforensics.io.atomic import save_png_atomic
 from ganforensics.metrics import fid as fidm
 from ganforensics.metrics.features import (
     NON_STANDARD,
+    _InceptionPool3,
     build_fallback,
     build_inception_from_fidhelper,
     build_inception_from_pth,
     compute_features,
     get_extractor,
 )
+from hostile import write_undecodable
 
 
 def _imgs(n: int, seed: int, size: int = 32, shift: int = 0) -> np.ndarray:
@@ -123,8 +125,6 @@ def test_inception_needs_local_weights(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_inception_from_state_dict_file(tmp_path: Path) -> None:
-    from ganforensics.metrics.features import _InceptionPool3
-
     torch.manual_seed(0)
     net = _InceptionPool3()
     torch.save(net.net.state_dict(), tmp_path / "pt_inception-test.pth")
@@ -132,3 +132,18 @@ def test_inception_from_state_dict_file(tmp_path: Path) -> None:
     assert ext.dim == 2048 and ext.standard is False  # hash differs from the real file
     f = compute_features(_imgs(2, 0), ext)
     assert f.shape == (2, 2048) and np.isfinite(f).all()
+
+
+def test_folder_stats_stream_in_chunks_and_skip_bad_files_with_one_warning(tmp_path, capsys):
+    imgs = _imgs(7, 3)
+    for i, im in enumerate(imgs):
+        save_png_atomic(tmp_path / "set" / f"{i}.png", im)
+    write_undecodable(tmp_path / "set")  # 4 bad files, sorted among the good ones
+    ext = build_fallback()
+    st = fidm.stats_for_input(tmp_path / "set", ext, batch=3, use_cache=False, progress=False)
+    assert st.meta["count"] == 7 and st.meta["skipped"] == 4
+    ref = compute_features(imgs[np.argsort([str(i) for i in range(7)])], ext)  # path order
+    assert np.allclose(st.features, ref, atol=1e-5)
+    err = capsys.readouterr().err
+    assert err.count("unreadable image(s) skipped") == 1
+    assert f"{tmp_path / 'set'}: 4 unreadable image(s) skipped" in err and "and 1 more" in err

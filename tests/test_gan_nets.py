@@ -14,11 +14,34 @@ from ganforensics.gan.nets import (
     Generator,
     ZeroInsert,
     make_last_block,
+    parse_last_block,
 )
 
 
 def test_thirteen_setups() -> None:
-    assert len(LAST_BLOCKS) == 13 and len(set(LAST_BLOCKS)) == 13
+    # DESIGN B3: BASELINE, {N,Z,B}.1.{3,5,7}, {N,Z,B}.3.5, named as published
+    published = {"BASELINE"}
+    published |= {f"{x}.1.{k}" for x in "NZB" for k in (3, 5, 7)}
+    published |= {f"{x}.3.5" for x in "NZB"}
+    assert len(LAST_BLOCKS) == 13 and set(LAST_BLOCKS) == published
+    assert LAST_BLOCKS[0] == "BASELINE"
+    assert parse_last_block("BASELINE") is None
+    base = make_last_block("BASELINE", 16)
+    assert isinstance(base, torch.nn.ConvTranspose2d)
+    assert (base.kernel_size, base.stride, base.padding) == ((4, 4), (2, 2), (1, 1))
+    upsamplers = {"N": ("nearest", None), "B": ("bilinear", True)}
+    for name in LAST_BLOCKS[1:]:  # X.n.k: up-sampler X, then n convs of kernel k, nothing else
+        up, n, k = name.split(".")
+        assert parse_last_block(name) == (up, int(n), int(k))
+        blk = make_last_block(name, 16)
+        if up == "Z":
+            assert isinstance(blk[0], ZeroInsert)
+        else:
+            assert (blk[0].mode, blk[0].align_corners) == upsamplers[up], name
+        convs = list(blk)[1:]
+        assert all(isinstance(c, torch.nn.Conv2d) for c in convs), name
+        assert [c.kernel_size for c in convs] == [(int(k), int(k))] * int(n), name
+        assert [c.out_channels for c in convs] == [16] * (int(n) - 1) + [3], name
 
 
 @pytest.mark.parametrize("size", [32, 64, pytest.param(128, marks=pytest.mark.slow)])

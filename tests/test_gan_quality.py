@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from skimage import data
 
 from ganforensics.gan.config import preset
 from ganforensics.gan.generate import load_generator, sample_images
@@ -30,8 +31,6 @@ def _patches(photos: list[np.ndarray], n: int, seed: int, size: int = 32) -> np.
 
 @pytest.mark.slow
 def test_trained_generator_beats_untrained(tmp_path: Path) -> None:
-    from skimage import data
-
     photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
     # held-out real patches come from the bottom halves, training patches from the top halves
     train = _patches([p[: p.shape[0] // 2] for p in photos], 512, seed=0)

@@ -13,19 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
+from skimage import data
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.errors import InputError, RunExistsError
+from ganforensics.data.manifest import new_manifest, write_manifest
+from ganforensics.errors import InputError, RunExistsError, RunInUseError
 from ganforensics.gan.config import preset
+from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import generate, load_generator, sample_images
 from ganforensics.gan.train import BatchSampler, train_gan
 from ganforensics.io.atomic import save_png_atomic
+from hostile import write_undecodable
 
 
 def _patches(n: int = 48, size: int = 32, seed: int = 0) -> np.ndarray:
-    from skimage import data
-
     rng = np.random.default_rng(seed)
     imgs = [data.astronaut(), data.chelsea()]
     out = []
@@ -140,9 +142,6 @@ def test_batch_sampler_covers_each_epoch() -> None:
 
 
 def test_manifest_data_real_train_only_and_resize(tmp_path: Path) -> None:
-    from ganforensics.data.manifest import new_manifest, write_manifest
-    from ganforensics.gan.data import load_training_images
-
     rows = []
     pats = _patches(8, size=40)
     for i, img in enumerate(pats):
@@ -170,6 +169,33 @@ def test_generate_manifest(tmp_path: Path) -> None:
     df2 = generate(run, 20, tmp_path / "fakes2", seed=3, batch=5, progress=False)
     for p1, p2 in zip(df["abspath"], df2["abspath"], strict=True):
         assert Path(p1).read_bytes() == Path(p2).read_bytes()
+
+
+_HOLD_LOCK = """
+import sys
+from ganforensics.io import lock
+lock.acquire(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_generate_refuses_a_folder_another_process_writes(tmp_path: Path) -> None:
+    run = train_gan(_tiny(steps=2), _patches(16), tmp_path / "run", progress=False)
+    out = tmp_path / "fakes"
+    out.mkdir()
+    env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInUseError, match=f"in use by PID {holder.pid}"):
+            generate(run, 4, out, progress=False)
+        assert list(out.iterdir()) == [out / ".run.lock"]
+    finally:
+        holder.communicate("", timeout=60)
+    df = generate(run, 4, out, progress=False)  # the holder is gone: no --force needed
+    assert len(df) == 4 and not (out / ".run.lock").exists()
 
 
 def test_cli_train_generate_fid(tmp_path: Path) -> None:
@@ -201,3 +227,18 @@ def test_cli_train_generate_fid(tmp_path: Path) -> None:
     res = r.invoke(app, ["gan", "train", "--data", str(tmp_path / "real"), "--out",
                          str(tmp_path / "r3"), "--last-block", "Q.1.5"])
     assert res.exit_code == 2 and "last_block" in res.output
+
+
+def test_training_images_skip_bad_files_with_one_warning(tmp_path: Path, capsys) -> None:
+    for i, img in enumerate(_patches(5)):
+        save_png_atomic(tmp_path / "real" / f"{i}.png", img)
+    write_undecodable(tmp_path / "real")
+    stack, info = load_training_images(tmp_path / "real", 32)
+    assert stack.shape == (5, 32, 32, 3) and info["skipped"] == 4 and info["count"] == 5
+    assert np.array_equal(stack, _patches(5))
+    err = capsys.readouterr().err
+    assert err.count("unreadable image(s) skipped") == 1 and "real training images: 4" in err
+    (tmp_path / "only_bad").mkdir()
+    write_undecodable(tmp_path / "only_bad")
+    with pytest.raises(InputError, match="none of the 4 real training images decoded"):
+        load_training_images(tmp_path / "only_bad", 32)

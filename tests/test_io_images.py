@@ -4,6 +4,8 @@ with a one-line reason."""
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -113,8 +115,6 @@ def _hostile(tmp_path):
     big.save(tmp_path / "bomb.png")
     # forge a PNG header claiming 100000 x 100000 pixels
     raw = bytearray((tmp_path / "bomb.png").read_bytes())
-    import struct
-    import zlib
 
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     chunk = b"IHDR" + ihdr

@@ -7,6 +7,8 @@ from ganforensics.errors import InputError
 
 def check_device(name: str, option: str = "--device") -> str:
     """Return `name` if torch can run on it here; else raise InputError saying why."""
+    # imported here, not at the top: torch takes seconds to import, and importing this module
+    # (for the CLI's option checks) must not pay for it
     import torch
 
     try:

@@ -32,5 +32,9 @@ class RunExistsError(GanForensicsError):
     exit_code = 3
 
 
+class RunInUseError(RunExistsError):
+    """The output folder is locked by a run that is still going (another process)."""
+
+
 class UnsupportedModelError(GanForensicsError):
     """A model file or kind cannot be used for the requested operation."""

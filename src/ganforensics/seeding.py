@@ -25,9 +25,8 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch global generators."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    try:
-        import torch
+    # imported here, not at the top: torch takes seconds to import, and the data layer (which
+    # imports this module) and the light commands must not pay for it
+    import torch
 
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    torch.manual_seed(seed)

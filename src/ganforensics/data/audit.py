@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ganforensics.console import track
+from ganforensics.data.manifest import error_mask, usable
 from ganforensics.errors import ImageDecodeError, InputError
 from ganforensics.io.images import read_image
 
@@ -133,8 +134,7 @@ def complete_image_facts(df: pd.DataFrame, *, workers: int = 2) -> pd.DataFrame:
     out["format"] = out["format"].astype("object")
     if "error" not in out.columns:
         out["error"] = None
-    err = out["error"].notna() & (out["error"].astype(str) != "")
-    idx = [i for i in out.index[_needs_probe(out) & ~err]]
+    idx = [i for i in out.index[_needs_probe(out) & ~error_mask(out)]]
     if idx:
         paths = [str(out.at[i, "abspath"]) for i in idx]
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -268,8 +268,8 @@ def audit(df: pd.DataFrame, *, workers: int = 2) -> dict[str, Any]:
     if "abspath" not in df.columns:
         raise InputError("audit needs manifest rows with 'abspath' (use read_manifest)")
     full = complete_image_facts(df, workers=workers)
-    err = full["error"].notna() & (full["error"].astype(str) != "")
-    ok = full[~err]
+    err = error_mask(full)
+    ok = usable(full)
     labels = pd.to_numeric(ok["label"], errors="coerce")
     real, fake = ok[labels == 0], ok[labels == 1]
     unlabelled = ok[labels.isna()]

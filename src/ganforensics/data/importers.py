@@ -34,7 +34,7 @@ import pandas as pd
 
 from ganforensics.console import track
 from ganforensics.data.audit import estimate_jpeg_quality
-from ganforensics.data.manifest import MANIFEST_COLUMNS, read_manifest
+from ganforensics.data.manifest import MANIFEST_COLUMNS, error_mask, read_manifest, usable
 from ganforensics.errors import ImageDecodeError, InputError
 from ganforensics.io.images import IMAGE_EXTENSIONS, file_sha256, is_image_path, read_image
 
@@ -222,8 +222,8 @@ def scan_folder(root: str | os.PathLike[str], *, workers: int = 2) -> pd.DataFra
 
 def scan_summary(df: pd.DataFrame) -> dict[str, Any]:
     """Counts for the scan summary: files, errors, per label and generator, layouts."""
-    err = df["error"].notna() & (df["error"].astype(str) != "")
-    ok = df[~err]
+    err = error_mask(df)
+    ok = usable(df)
     reasons = df.loc[err, "error"].astype(str).str.split(r" \(|: ", n=1, regex=True).str[0]
     labels = ok["label"].map(
         lambda v: "unlabelled" if pd.isna(v) else ("real" if v == 0 else "fake")

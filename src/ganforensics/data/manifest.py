@@ -69,11 +69,27 @@ def read_manifest(path: str | os.PathLike[str]) -> pd.DataFrame:
     df["generator"] = (
         df["generator"].fillna(df["label"].map({0: "real", 1: "unknown"})).fillna("unknown")
     )
-    base = p.resolve().parent
-    df["abspath"] = [str((base / rel).resolve()) for rel in df["path"].astype(str)]
+    df["abspath"] = _abspaths(p, df["path"])
     if "error" in df.columns:
         df["error"] = df["error"].where(df["error"].notna(), None)
     return df
+
+
+def _abspaths(manifest: Path, paths: pd.Series) -> list[str]:
+    """Each `path` resolved against the manifest's folder; a blank or unusable one raises
+    `InputError` naming the manifest and the row."""
+    base = manifest.resolve().parent
+    out: list[str] = []
+    for row, rel in enumerate(paths):
+        if not isinstance(rel, str) or rel == "":
+            raise InputError(f"{manifest}: column 'path' is empty in row {row + 2}")
+        try:
+            out.append(str((base / rel).resolve()))
+        except (ValueError, OSError) as exc:  # e.g. an embedded NUL byte
+            raise InputError(
+                f"{manifest}: row {row + 2} has an unusable path {rel!r} ({exc})"
+            ) from None
+    return out
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -96,12 +112,19 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return write_csv_atomic(p, out[cols])
 
 
+def error_mask(df: pd.DataFrame) -> pd.Series:
+    """True for each row with a decode error (a non-empty `error`); all False without one."""
+    if "error" not in df.columns:
+        return pd.Series(False, index=df.index)
+    err = df["error"]
+    return ~(err.isna() | (err.astype(str) == ""))
+
+
 def usable(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows without a decode error."""
+    """Rows without a decode error (the complement of `error_mask`)."""
     if "error" not in df.columns:
         return df
-    err = df["error"]
-    return df[err.isna() | (err.astype(str) == "")]
+    return df[~error_mask(df)]
 
 
 def split_of(df: pd.DataFrame, split: str) -> pd.DataFrame:

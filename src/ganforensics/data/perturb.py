@@ -13,22 +13,21 @@ Primitives take and return RGB uint8 arrays (H, W, 3). Ops are written as short 
 
 `parse_op` turns a string into an `Op`; `Op(img, image_id)` is deterministic per image: the
 random choices of `crop` and `noise` use a seed derived from (image id, op string, step).
-`Chain` / `apply_ops` apply several ops in order. `perturb_manifest` writes perturbed PNG copies
-(lossless, so the perturbation is not compressed again) and a manifest recording the ops.
+`Chain` / `apply_ops` apply several ops in order. `ganforensics.data.perturb_dataset` writes
+perturbed copies of a whole manifest.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from ganforensics.errors import ConfigError, InputError
 from ganforensics.seeding import DEFAULT_SEED, rng_for
@@ -73,7 +72,7 @@ def jpeg(img: np.ndarray, quality: int, codec: str = "pil") -> np.ndarray:
     if codec == "pil":
         return _encode_decode(img, "JPEG", quality=q)
     if codec == "opencv":
-        try:
+        try:  # optional dependency (opencv-python), needed only for this codec
             import cv2  # type: ignore[import-not-found]
         except ImportError:
             raise ConfigError(
@@ -101,8 +100,6 @@ def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     Uses `scipy.ndimage.gaussian_filter` (truncate 4 sigma, mirror-reflect borders), as the
     CNNDetection augmentation does; the result is rounded to uint8.
     """
-    from scipy.ndimage import gaussian_filter
-
     arr = _check_rgb(img)
     s = float(sigma)
     if not np.isfinite(s) or s < 0:
@@ -394,85 +391,3 @@ def image_id_of(row: Any) -> str:
     if isinstance(sha, str) and sha:
         return sha
     return Path(str(row.get("path") if hasattr(row, "get") else row)).as_posix()
-
-
-# ----------------------------------------------------------------------------- manifests
-
-
-def _has_error(value: Any) -> bool:
-    return isinstance(value, str) and value != ""
-
-
-def perturb_manifest(
-    manifest_df: pd.DataFrame,
-    ops: str | Iterable[str | Op] | Chain,
-    out_dir: str | os.PathLike[str],
-    *,
-    workers: int = 2,
-    description: str = "perturb",
-) -> pd.DataFrame:
-    """Write perturbed PNG copies of every usable row under `out_dir/images/` and
-    `out_dir/manifest.csv`; return the new manifest (with `abspath`).
-
-    Kept from the input: label, generator, source, split (and other extra columns). Added:
-    `ops` (the chain string), `orig_path` (the input's absolute path), `orig_sha256`, `error`.
-    Input rows that already had an error, or that fail to decode or to perturb, become error
-    rows (no image written) with a one-line reason.
-    """
-    from ganforensics.console import track
-    from ganforensics.data.manifest import write_manifest
-    from ganforensics.io.atomic import save_png_atomic
-    from ganforensics.io.images import file_sha256, iter_images
-
-    chain = ops if isinstance(ops, Chain) else parse_ops(ops)
-    if len(chain) == 0:
-        raise ConfigError("perturb needs at least one op (e.g. --op jpeg:75)")
-    if "abspath" not in manifest_df.columns:
-        raise InputError("manifest rows need an 'abspath' column (use read_manifest)")
-    out = Path(out_dir)
-    img_dir = out / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    df = manifest_df.reset_index(drop=True)
-    errors = df["error"] if "error" in df.columns else pd.Series([None] * len(df))
-    todo = [i for i in range(len(df)) if not _has_error(errors.iloc[i])]
-    rows: list[dict[str, Any] | None] = [None] * len(df)
-    chain_str = str(chain)
-    todo_set = set(todo)
-    for i in range(len(df)):
-        if i not in todo_set:
-            r = df.iloc[i].to_dict()
-            r.update(orig_path=r["abspath"], orig_sha256=r.get("sha256"), ops=chain_str)
-            rows[i] = r
-    decoded = iter_images([df.at[i, "abspath"] for i in todo], workers=workers)
-    for k, arr, err in track(decoded, description, total=len(todo)):
-        i = todo[k]
-        r = df.iloc[i].to_dict()
-        r.update(orig_path=r["abspath"], orig_sha256=r.get("sha256"), ops=chain_str, error=None)
-        if err is None:
-            try:
-                res = chain(arr, image_id_of(r))  # type: ignore[arg-type]
-            except (InputError, ConfigError) as exc:
-                err = f"perturbation failed: {exc}"
-        if err is not None:
-            r.update(error=err)
-            rows[i] = r
-            continue
-        stem = Path(str(r["abspath"])).stem[:60]
-        dest = img_dir / f"{i:06d}_{stem}.png"
-        save_png_atomic(dest, res)
-        r.update(
-            abspath=str(dest.resolve()),
-            sha256=file_sha256(dest),
-            width=int(res.shape[1]),
-            height=int(res.shape[0]),
-            format="PNG",
-        )
-        rows[i] = r
-    if rows:
-        result = pd.DataFrame(rows)
-    else:
-        result = df.assign(orig_path=df["abspath"], orig_sha256=None, ops=chain_str, error=None)
-    if "error" not in result.columns:
-        result["error"] = None
-    write_manifest(result, out / "manifest.csv")
-    return result

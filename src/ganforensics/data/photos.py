@@ -45,6 +45,7 @@ from ganforensics.data.perturb import RESIZE_FILTERS, resize
 from ganforensics.errors import ConfigError, ImageDecodeError, InputError
 from ganforensics.io.atomic import write_bytes_atomic
 from ganforensics.io.images import is_image_path, read_image
+from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import DEFAULT_SEED
 
 # (name, package, file inside the package, group): the colour photographs the wheels ship
@@ -224,6 +225,115 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:80] or "photo"
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """The checked options of `make_patches` (see the module docstring)."""
+
+    size: int
+    scales: tuple[float, ...]
+    seed: int
+    min_std: float
+    fractions: tuple[float, ...]
+    max_per_photo: int | None
+    resize_filter: str
+    lossy_max_scale: float
+
+
+def _recipe(size: int, scales: Sequence[float], seed: int, min_std: float,
+            fractions: Sequence[float], max_per_photo: int | None, resize_filter: str,
+            lossy_max_scale: float) -> _Recipe:
+    """Check the options; raise `ConfigError` naming the bad one."""
+    size = int(size)
+    if size < 4:
+        raise ConfigError(f"patch size must be >= 4, not {size}")
+    scales = [float(s) for s in scales]
+    if not scales or any(not (0 < s <= 1.0) for s in scales):
+        raise ConfigError(f"scales must be in (0, 1] (downscaling only), not {scales}")
+    if resize_filter not in RESIZE_FILTERS:
+        raise ConfigError(
+            f"unknown resize filter {resize_filter!r}; choose one of {', '.join(RESIZE_FILTERS)}"
+        )
+    if not 0 < lossy_max_scale <= 1:
+        raise ConfigError(f"lossy_max_scale must be in (0, 1], not {lossy_max_scale}")
+    if max_per_photo is not None and max_per_photo < 1:
+        raise ConfigError(f"max_per_photo must be >= 1, not {max_per_photo}")
+    return _Recipe(size, tuple(scales), int(seed), float(min_std),
+                       tuple(float(f) for f in fractions), max_per_photo, resize_filter,
+                       float(lossy_max_scale))
+
+
+def _run_config(r: _Recipe, sources: Sequence[str | os.PathLike[str]] | None) -> dict[str, Any]:
+    """What config.yaml records (keys in this order)."""
+    return {
+        "command": "data photos", "size": r.size,
+        "sources": [str(Path(s).resolve()) for s in sources] if sources else "default",
+        "scales": list(r.scales), "seed": r.seed, "min_std": r.min_std,
+        "fractions": list(r.fractions), "max_per_photo": r.max_per_photo,
+        "resize_filter": r.resize_filter, "lossy_max_scale": r.lossy_max_scale,
+    }
+
+
+def _load_photos(sources: Sequence[str | os.PathLike[str]] | None
+                 ) -> tuple[list[Photo], list[str]]:
+    """The photos (default ones when `sources` is None) and the reasons of unreadable files."""
+    if sources:
+        photos, problems = load_photo_folders(sources)
+    else:
+        photos, problems = load_default_photos(), []
+    if not photos:
+        raise InputError(
+            "no usable photographs found"
+            + (f" in {', '.join(str(s) for s in sources)}" if sources else "")
+        )
+    return photos, problems
+
+
+Cut = list[tuple[Photo, float, list[tuple[int, int, np.ndarray]]]]  # (photo, scale, patches)
+
+
+def _cut_photos(photos: Sequence[Photo], r: _Recipe) -> Cut:
+    """Steps 1-3 of the recipe; a seeded subset per photo and scale with `max_per_photo`."""
+    cut: Cut = []
+    for ph in track(photos, "cut patches"):
+        for s in photo_scales(ph.format, r.scales, r.lossy_max_scale):
+            img = ph.image if s == 1.0 else resize(ph.image, s, r.resize_filter)
+            patches = cut_patches(img, r.size, r.min_std)
+            if r.max_per_photo is not None and len(patches) > r.max_per_photo:
+                rng = np.random.default_rng([r.seed, len(cut)])
+                keep = np.sort(rng.choice(len(patches), r.max_per_photo, replace=False))
+                patches = [patches[k] for k in keep]
+            cut.append((ph, s, patches))
+    return cut
+
+
+def _split_photos(cut: Cut, r: _Recipe) -> dict[str, str]:
+    """Step 4: photo group -> split, weighted by each group's patch count."""
+    counts: dict[str, int] = {}
+    for ph, _, patches in cut:
+        counts[ph.group] = counts.get(ph.group, 0) + len(patches)
+    return assign_splits(counts, r.seed, r.fractions)
+
+
+def _write_patches(cut: Cut, split_of: dict[str, str], patch_dir: Path, size: int
+                   ) -> list[dict[str, Any]]:
+    """Step 5: one PNG per patch; its manifest row (with `abspath`)."""
+    rows: list[dict[str, Any]] = []
+    for ph, s, patches in cut:
+        for y, x, patch in patches:
+            fname = f"{_safe_name(ph.name)}_s{round(s * 1000):04d}_y{y:04d}_x{x:04d}.png"
+            data = _png_bytes(patch)
+            dest = patch_dir / fname
+            write_bytes_atomic(dest, data)
+            rows.append({
+                "abspath": str(dest.resolve()), "label": 0, "generator": "real",
+                "source": ph.name, "split": split_of[ph.group],
+                "sha256": hashlib.sha256(data).hexdigest(), "width": size, "height": size,
+                "format": "PNG", "group": ph.group, "photo_format": ph.format, "scale": s,
+                "y": y, "x": x,
+            })
+    return rows
+
+
 def make_patches(
     out: str | os.PathLike[str],
     size: int = DEFAULT_SIZE,
@@ -242,105 +352,33 @@ def make_patches(
 
     `sources` None uses the installed default photographs; otherwise folders of photos.
     Writes `config.yaml`, `env.json`, `patches/*.png`, `manifest.csv` and `summary.json`;
-    refuses a non-empty `out` unless `force` (then the old `patches/` folder is replaced).
-    Returns the manifest (with `abspath`; `df.attrs["problems"]` lists photos that could not
-    be decoded). `max_per_photo` keeps a seeded random subset per photo and scale.
+    refuses a non-empty `out` unless `force` (then the old `patches/` folder is replaced), and
+    a folder another process is writing (exit code 3). Returns the manifest (with `abspath`;
+    `df.attrs["problems"]` lists photos that could not be decoded). `max_per_photo` keeps a
+    seeded random subset per photo and scale.
     """
-    from ganforensics.io.runs import RunFolder
-
-    size = int(size)
-    if size < 4:
-        raise ConfigError(f"patch size must be >= 4, not {size}")
-    scales = [float(s) for s in scales]
-    if not scales or any(not (0 < s <= 1.0) for s in scales):
-        raise ConfigError(f"scales must be in (0, 1] (downscaling only), not {scales}")
-    if resize_filter not in RESIZE_FILTERS:
-        raise ConfigError(
-            f"unknown resize filter {resize_filter!r}; choose one of {', '.join(RESIZE_FILTERS)}"
-        )
-    if not 0 < lossy_max_scale <= 1:
-        raise ConfigError(f"lossy_max_scale must be in (0, 1], not {lossy_max_scale}")
-    if max_per_photo is not None and max_per_photo < 1:
-        raise ConfigError(f"max_per_photo must be >= 1, not {max_per_photo}")
-    config = {
-        "command": "data photos",
-        "size": size,
-        "sources": [str(Path(s).resolve()) for s in sources] if sources else "default",
-        "scales": scales,
-        "seed": int(seed),
-        "min_std": float(min_std),
-        "fractions": [float(f) for f in fractions],
-        "max_per_photo": max_per_photo,
-        "resize_filter": resize_filter,
-        "lossy_max_scale": float(lossy_max_scale),
-    }
+    r = _recipe(size, scales, seed, min_std, fractions, max_per_photo, resize_filter,
+                lossy_max_scale)
     for src in sources or ():
         if not Path(src).is_dir():
             raise InputError(f"{src}: photo folder not found")
-    run = RunFolder.create(out, config, seed=int(seed), force=force)
-    if sources:
-        photos, problems = load_photo_folders(sources)
-    else:
-        photos, problems = load_default_photos(), []
-    if not photos:
-        raise InputError(
-            "no usable photographs found"
-            + (f" in {', '.join(str(s) for s in sources)}" if sources else "")
-        )
-    patch_dir = run.path / "patches"
-    if patch_dir.exists():
-        shutil.rmtree(patch_dir)
-    patch_dir.mkdir(parents=True)
-
-    cut: list[tuple[Photo, float, list[tuple[int, int, np.ndarray]]]] = []
-    for ph in track(photos, "cut patches"):
-        for s in photo_scales(ph.format, scales, lossy_max_scale):
-            img = ph.image if s == 1.0 else resize(ph.image, s, resize_filter)
-            patches = cut_patches(img, size, min_std)
-            if max_per_photo is not None and len(patches) > max_per_photo:
-                rng = np.random.default_rng([int(seed), len(cut)])
-                keep = np.sort(rng.choice(len(patches), max_per_photo, replace=False))
-                patches = [patches[k] for k in keep]
-            cut.append((ph, s, patches))
-    counts: dict[str, int] = {}
-    for ph, _, patches in cut:
-        counts[ph.group] = counts.get(ph.group, 0) + len(patches)
-    split_of = assign_splits(counts, seed, fractions)
-
-    rows: list[dict[str, Any]] = []
-    for ph, s, patches in cut:
-        for y, x, patch in patches:
-            fname = f"{_safe_name(ph.name)}_s{round(s * 1000):04d}_y{y:04d}_x{x:04d}.png"
-            data = _png_bytes(patch)
-            dest = patch_dir / fname
-            write_bytes_atomic(dest, data)
-            rows.append(
-                {
-                    "abspath": str(dest.resolve()),
-                    "label": 0,
-                    "generator": "real",
-                    "source": ph.name,
-                    "split": split_of[ph.group],
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "width": size,
-                    "height": size,
-                    "format": "PNG",
-                    "group": ph.group,
-                    "photo_format": ph.format,
-                    "scale": s,
-                    "y": y,
-                    "x": x,
-                }
+    with RunFolder.create(out, _run_config(r, sources), seed=r.seed, force=force) as run:
+        photos, problems = _load_photos(sources)
+        patch_dir = run.path / "patches"
+        if patch_dir.exists():
+            shutil.rmtree(patch_dir)
+        patch_dir.mkdir(parents=True)
+        cut = _cut_photos(photos, r)
+        df = pd.DataFrame(_write_patches(cut, _split_photos(cut, r), patch_dir, r.size))
+        if df.empty:
+            raise InputError(
+                f"no patches: every photo is smaller than {r.size}x{r.size} or flat "
+                f"(min_std {min_std})"
             )
-    df = pd.DataFrame(rows)
-    if df.empty:
-        raise InputError(
-            f"no patches: every photo is smaller than {size}x{size} or flat (min_std {min_std})"
-        )
-    base = run.path.resolve()
-    df.insert(0, "path", [Path(a).relative_to(base).as_posix() for a in df["abspath"]])
-    write_manifest(df, run.path / "manifest.csv")
-    run.write_json("summary.json", {**patch_summary(df), "problems": problems})
+        base = run.path.resolve()
+        df.insert(0, "path", [Path(a).relative_to(base).as_posix() for a in df["abspath"]])
+        write_manifest(df, run.path / "manifest.csv")
+        run.write_json("summary.json", {**patch_summary(df), "problems": problems})
     df.attrs["problems"] = problems
     return df
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,51 +17,19 @@ import pandas as pd
 from PIL import Image
 
 from ganforensics import console
+from ganforensics.data.importers import collect_inputs
+from ganforensics.data.manifest import usable
 from ganforensics.errors import InputError
-from ganforensics.io.images import is_image_path, iter_images
+from ganforensics.io.loading import load_images
 
 DataLike = (
     np.ndarray | str | os.PathLike[str] | pd.DataFrame | Sequence[str | os.PathLike[str]]
 )
 
 
-def collect(inputs: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Manifest rows (with `abspath`) for manifests, folders or image files.
-
-    Uses `ganforensics.data.importers.collect_inputs` when available; otherwise a minimal
-    reader (manifest CSVs; folders of images, unlabelled).
-    """
-    try:
-        from ganforensics.data.importers import collect_inputs
-    except ImportError:
-        collect_inputs = None
-    if collect_inputs is not None:
-        return collect_inputs([Path(p) for p in inputs])
-    from ganforensics.data.manifest import new_manifest, read_manifest
-
-    frames = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_file() and p.suffix.lower() == ".csv":
-            frames.append(read_manifest(p))
-        elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_path(f))
-            frames.append(new_manifest(
-                {"path": str(f.relative_to(p)), "abspath": str(f.resolve()), "label": pd.NA,
-                 "format": f.suffix.lstrip(".").upper()} for f in files
-            ))
-        elif p.is_file() and is_image_path(p):
-            frames.append(new_manifest([{"path": p.name, "abspath": str(p.resolve()),
-                                         "label": pd.NA}]))
-        else:
-            raise InputError(f"{p}: not found, or not a manifest CSV, folder or image file")
-    return pd.concat(frames, ignore_index=True) if frames else new_manifest([])
-
-
 def real_train_rows(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
     """Label-0 rows (unlabelled rows count as real), split `train` when splits exist."""
-    if "error" in df.columns:
-        df = df[df["error"].isna() | (df["error"].astype(str) == "")]
+    df = usable(df)
     labels = pd.to_numeric(df["label"], errors="coerce") if "label" in df.columns else None
     if labels is not None and labels.notna().any():
         df = df[labels == 0]
@@ -98,28 +65,19 @@ def load_training_images(data: Any, size: int) -> tuple[np.ndarray, dict[str, An
             )
         imgs = list(data)
         info["source"] = "array"
-        bad: list[str] = []
+        n_bad = 0
     else:
         if isinstance(data, pd.DataFrame):
             df, name = data, "data"
         else:
             items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-            df, name = collect(items), ", ".join(str(i) for i in items)
+            df, name = collect_inputs(items), ", ".join(str(i) for i in items)
         rows = real_train_rows(df, name)
-        paths = list(rows["abspath"])
         info["source"] = name
-        imgs, bad = [], []
-        for i, arr, err in iter_images(paths):
-            if arr is None:
-                bad.append(f"{paths[i]}: {err}")
-            else:
-                imgs.append(arr)
-        for b in bad[:5]:
-            console.warn(f"skipped {b}")
-        if len(bad) > 5:
-            console.warn(f"skipped {len(bad) - 5} more unreadable images")
+        loaded = load_images(rows, what="real training images")
+        imgs, n_bad = loaded.images, loaded.n_bad
         if not imgs:
-            raise InputError(f"{name}: none of the {len(paths)} real training images decoded")
+            raise InputError(f"{name}: none of the {len(rows)} real training images decoded")
     if not imgs:
         raise InputError("data: no training images")
     resized = sum(1 for im in imgs if im.shape[:2] != (size, size))
@@ -130,7 +88,7 @@ def load_training_images(data: Any, size: int) -> tuple[np.ndarray, dict[str, An
         )
     stack = np.stack([fit_size(im, size) for im in imgs]).astype(np.uint8)
     info.update(
-        count=int(len(stack)), skipped=len(bad), resized=int(resized),
+        count=int(len(stack)), skipped=n_bad, resized=int(resized),
         sha256=hashlib.sha256(np.ascontiguousarray(stack).tobytes()).hexdigest(),
     )
     return stack, info

@@ -25,6 +25,7 @@ from ganforensics.data.manifest import new_manifest, write_manifest
 from ganforensics.errors import InputError, RunExistsError
 from ganforensics.gan.nets import Generator
 from ganforensics.gan.train import to_uint8
+from ganforensics.io import lock
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.seeding import DEFAULT_SEED, derive_seed
 
@@ -119,12 +120,26 @@ def generate(
         raise InputError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
     gen, meta = load_generator(run_dir)
     out = Path(out_dir)
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise RunExistsError(f"{out}: already exists and is not empty; pass --force to "
-                                 "replace an earlier `gan generate` output")
-        _remove_earlier_output(out, str(meta["generator"]))
     out.mkdir(parents=True, exist_ok=True)
+    lock.acquire(out)  # one writer at a time, as in a run folder
+    try:
+        if any(p.name != lock.LOCK_NAME for p in out.iterdir()):
+            if not force:
+                raise RunExistsError(f"{out}: already exists and is not empty; pass --force "
+                                     "to replace an earlier `gan generate` output")
+            _remove_earlier_output(out, str(meta["generator"]))
+        rows = _write_images(gen, meta, n, out, seed=seed, batch=batch, split=split,
+                             progress=progress)
+        df = new_manifest(rows)
+        write_manifest(df, out / "manifest.csv")
+    finally:
+        lock.release(out)
+    return df
+
+
+def _write_images(gen: Generator, meta: dict[str, Any], n: int, out: Path, *, seed: int,
+                  batch: int, split: str | None, progress: bool) -> list[dict[str, Any]]:
+    """Sample and save the n PNGs; their manifest rows."""
     rows = []
     starts = range(0, n, batch)
     it = console.track(starts, "generate", total=len(starts)) if progress else starts
@@ -141,9 +156,7 @@ def generate(
                 "height": img.shape[0], "format": "PNG", "seed": image_seed(seed, i),
                 "index": i, "call_seed": seed, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
             })
-    df = new_manifest(rows)
-    write_manifest(df, out / "manifest.csv")
-    return df
+    return rows
 
 
 def _remove_earlier_output(out: Path, generator: str) -> None:
@@ -164,7 +177,7 @@ def _remove_earlier_output(out: Path, generator: str) -> None:
     ours = [p for p in out.iterdir() if p.is_file() and (
         (p.suffix == ".png" and p.name.startswith(f"{generator}_"))
         or (p.name.startswith(f".{generator}_") and p.name.endswith(".tmp")))]  # killed writes
-    if len(ours) != sum(1 for _ in out.iterdir()):
+    if len(ours) != sum(1 for p in out.iterdir() if p.name != lock.LOCK_NAME):
         raise RunExistsError(f"{out}: not empty and holds files not written by `gan generate`; "
                              "choose another --out")
     for p in ours:

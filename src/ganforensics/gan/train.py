@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,183 @@ def run_id_for(out: Path, cfg: dict[str, Any]) -> str:
     return f"{out.name}-{h}"
 
 
+@dataclass
+class _Training:
+    """Everything one training run needs between steps."""
+
+    config: GanConfig
+    run: RunFolder
+    device: torch.device
+    gen: Generator
+    disc: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    real_all: torch.Tensor
+    sampler: BatchSampler
+    fixed_z: torch.Tensor
+    loss_rows: list[dict[str, Any]] = field(default_factory=list)
+    elapsed: float = 0.0
+    """Training seconds up to the last checkpoint (earlier invocations included)."""
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.gen, "D": self.disc}
+
+    @property
+    def optims(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_G": self.opt_g, "opt_D": self.opt_d}
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.run.path / "checkpoints"
+
+
+def _open_run(
+    config: GanConfig, data: Any, out: Path, *, resume: bool, force: bool
+) -> tuple[RunFolder, np.ndarray, dict[str, Any]]:
+    """Load the data, then create (or reuse) the run folder, which is locked from here on."""
+    stack, data_info = load_training_images(data, config.size)
+    cfg = {**config.to_dict(), "data": data_info}
+    run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
+                           resume=resume)
+    return run, stack, cfg
+
+
+def _clear_outputs(run: RunFolder) -> None:
+    """Remove what an earlier run wrote (for `force=True`)."""
+    for name in ("checkpoints", "samples", "stages"):
+        shutil.rmtree(run.path / name, ignore_errors=True)
+    for name in ("generator.safetensors", "generator.json", "losses.csv"):
+        (run.path / name).unlink(missing_ok=True)
+
+
+def _start(config: GanConfig, run: RunFolder, stack: np.ndarray, resume: bool
+           ) -> tuple[_Training, int]:
+    """Seeded networks and optimisers, restored from the last checkpoint when resuming;
+    returns the training state and the step to start from."""
+    device = torch.device(config.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "gan-init"))
+        gen = Generator(config.size, config.last_block, config.z_dim, config.dim).to(device)
+        disc = Discriminator(config.size, config.d_norm, config.dim).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
+    start, elapsed = 0, 0.0
+    ckpt = latest_checkpoint(run.path / "checkpoints") if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, {"G": gen, "D": disc}, {"opt_G": opt_g, "opt_D": opt_d})
+        start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
+        console.info(f"resuming {run.path} from step {start}")
+    loss_rows = _read_losses(run.path / "losses.csv", start)
+    tr = _Training(
+        config, run, device, gen, disc, opt_g, opt_d,
+        real_all=_to_tensor(stack),
+        sampler=BatchSampler(len(stack), config.batch, config.seed),
+        fixed_z=torch.randn(GRID * GRID, config.z_dim,
+                            generator=_torch_gen(config.seed, "fixed")),
+        loss_rows=loss_rows, elapsed=elapsed,
+    )
+    return tr, start
+
+
+def _step(tr: _Training, step: int) -> dict[str, float]:
+    """One G step after `n_d` D steps; the losses of the last D step and of the G step."""
+    c = tr.config
+    for j in range(c.n_d):
+        t = step * c.n_d + j
+        real = tr.real_all[torch.from_numpy(tr.sampler.indices(t))].to(tr.device)
+        gen_ = _torch_gen(c.seed, "d-step", t)
+        z = torch.randn(c.batch, c.z_dim, generator=gen_).to(tr.device)
+        with torch.no_grad():
+            fake = tr.gen(z)
+        out_r, out_f = tr.disc(real), tr.disc(fake)
+        loss_d = d_loss(c.loss, out_r, out_f)
+        gp = gradient_penalty(tr.disc, real, fake, c.gp, gen_, c.gp_weight)
+        tr.opt_d.zero_grad(set_to_none=True)
+        (loss_d + gp).backward()
+        tr.opt_d.step()
+    z = torch.randn(c.batch, c.z_dim, generator=_torch_gen(c.seed, "g-step", step)).to(tr.device)
+    loss_g = g_loss(c.loss, tr.disc(tr.gen(z)))
+    tr.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    tr.opt_g.step()
+    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "gp": gp.item(),
+            "d_real": out_r.mean().item(), "d_fake": out_f.mean().item()}
+
+
+def _save_samples(tr: _Training, step: int) -> None:
+    """The fixed-noise sample grid of `step`."""
+    tr.gen.eval()
+    with torch.no_grad():
+        imgs = to_uint8(tr.gen(tr.fixed_z.to(tr.device)))
+    tr.gen.train()
+    save_png_atomic(tr.run.file(f"samples/step-{step:07d}.png"), image_grid(imgs, GRID))
+
+
+def _checkpoint(tr: _Training, step: int) -> None:
+    _write_losses(tr.run.file("losses.csv"), tr.loss_rows)
+    save_checkpoint(tr.ckpt_root, step, tr.modules, tr.optims, {"seconds": tr.elapsed})
+
+
+def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
+    """Steps `start` .. `end` - 1: losses, sample grids and checkpoints on their schedules."""
+    c = tr.config
+    prog = console.make_progress() if progress else None
+    task = None
+    if prog is not None:
+        prog.start()
+        task = prog.add_task(f"train {c.generator_name}", total=c.steps, completed=start,
+                             info="")
+    t0 = time.perf_counter()
+    try:
+        with _deterministic():
+            for step in range(start, end):
+                losses = _step(tr, step)
+                done = step + 1
+                now = time.perf_counter()
+                row = {"step": done, **losses, "seconds": round(tr.elapsed + now - t0, 3)}
+                tr.loss_rows.append(row)
+                if prog is not None and task is not None:
+                    prog.update(task, completed=done,
+                                info=f"D {row['d_loss']:.3f} G {row['g_loss']:.3f}")
+                if done % c.sample_every == 0 or done == c.steps:
+                    _save_samples(tr, done)
+                if done % c.checkpoint_every == 0 or done == end:
+                    tr.elapsed += now - t0
+                    t0 = now
+                    _checkpoint(tr, done)
+    finally:
+        if prog is not None:
+            prog.stop()
+
+
+def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
+    """generator.safetensors + generator.json, and the `train` stage marker."""
+    c, run = tr.config, tr.run
+    total_s = float(tr.loss_rows[-1]["seconds"]) if tr.loss_rows else tr.elapsed
+    meta = {
+        "kind": "gan-generator",
+        "generator": c.generator_name,
+        "run_id": run_id_for(run.path, cfg),
+        "arch": c.arch,
+        "last_block": c.last_block,
+        "size": c.size,
+        "z_dim": c.z_dim,
+        "dim": c.dim,
+        "seed": c.seed,
+        "steps": c.steps,
+        "train_seconds": round(total_s, 2),
+        "steps_per_s": round(c.steps / total_s, 3) if total_s > 0 else None,
+        "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
+        "config": cfg,
+    }
+    with atomic_path(run.path / "generator.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tr.gen.state_dict().items()},
+                  str(tmp))
+    run.write_json("generator.json", meta)
+    run.mark_stage_done("train", {"steps": c.steps})
+
+
 def train_gan(
     config: GanConfig,
     data: Any,
@@ -118,133 +297,19 @@ def train_gan(
     checkpoints/step-*/ and, when finished, generator.safetensors + generator.json.
     `resume=True` continues an existing run with the same config from its last checkpoint;
     `force=True` starts over in an existing folder. `stop_at_step` stops early (after writing a
-    checkpoint) leaving a resumable run.
+    checkpoint) leaving a resumable run. The run folder is locked while this runs.
     """
     config.validate()
-    out = Path(out_dir)
-    stack, data_info = load_training_images(data, config.size)
-    cfg = {**config.to_dict(), "data": data_info}
-    run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
-                           resume=resume)
-    ckpt_root = run.path / "checkpoints"
-    if force:
-        import shutil
-
-        for name in ("checkpoints", "samples", "stages"):
-            shutil.rmtree(run.path / name, ignore_errors=True)
-        for name in ("generator.safetensors", "generator.json", "losses.csv"):
-            (run.path / name).unlink(missing_ok=True)
-    if run.stage_done("train") and (run.path / "generator.safetensors").exists():
-        console.info(f"{run.path}: training already finished; nothing to do")
-        return run.path
-
-    device = torch.device(config.device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(config.seed, "gan-init"))
-        gen = Generator(config.size, config.last_block, config.z_dim, config.dim).to(device)
-        disc = Discriminator(config.size, config.d_norm, config.dim).to(device)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
-    modules = {"G": gen, "D": disc}
-    optims = {"opt_G": opt_g, "opt_D": opt_d}
-
-    start, elapsed = 0, 0.0
-    ckpt = latest_checkpoint(ckpt_root) if resume else None
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, modules, optims)
-        start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
-        console.info(f"resuming {run.path} from step {start}")
-    loss_rows = _read_losses(run.path / "losses.csv", start)
-
-    real_all = _to_tensor(stack)
-    sampler = BatchSampler(len(stack), config.batch, config.seed)
-    fixed_z = torch.randn(GRID * GRID, config.z_dim, generator=_torch_gen(config.seed, "fixed"))
-    end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
-
-    def save_samples(step: int) -> None:
-        gen.eval()
-        with torch.no_grad():
-            imgs = to_uint8(gen(fixed_z.to(device)))
-        gen.train()
-        save_png_atomic(run.file(f"samples/step-{step:07d}.png"), image_grid(imgs, GRID))
-
-    def checkpoint(step: int) -> None:
-        _write_losses(run.file("losses.csv"), loss_rows)
-        save_checkpoint(ckpt_root, step, modules, optims, {"seconds": elapsed})
-
-    prog = console.make_progress() if progress else None
-    task = None
-    if prog is not None:
-        prog.start()
-        task = prog.add_task(f"train {config.generator_name}", total=config.steps,
-                             completed=start, info="")
-    t0 = time.perf_counter()
-    try:
-        with _deterministic():
-            for step in range(start, end):
-                for j in range(config.n_d):
-                    t = step * config.n_d + j
-                    real = real_all[torch.from_numpy(sampler.indices(t))].to(device)
-                    gen_ = _torch_gen(config.seed, "d-step", t)
-                    z = torch.randn(config.batch, config.z_dim, generator=gen_).to(device)
-                    with torch.no_grad():
-                        fake = gen(z)
-                    out_r, out_f = disc(real), disc(fake)
-                    loss_d = d_loss(config.loss, out_r, out_f)
-                    gp = gradient_penalty(disc, real, fake, config.gp, gen_, config.gp_weight)
-                    opt_d.zero_grad(set_to_none=True)
-                    (loss_d + gp).backward()
-                    opt_d.step()
-                z = torch.randn(config.batch, config.z_dim,
-                                generator=_torch_gen(config.seed, "g-step", step)).to(device)
-                loss_g = g_loss(config.loss, disc(gen(z)))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                done = step + 1
-                now = time.perf_counter()
-                row = {
-                    "step": done, "d_loss": loss_d.item(), "g_loss": loss_g.item(),
-                    "gp": gp.item(), "d_real": out_r.mean().item(),
-                    "d_fake": out_f.mean().item(),
-                    "seconds": round(elapsed + now - t0, 3),
-                }
-                loss_rows.append(row)
-                if prog is not None and task is not None:
-                    prog.update(task, completed=done,
-                                info=f"D {row['d_loss']:.3f} G {row['g_loss']:.3f}")
-                if done % config.sample_every == 0 or done == config.steps:
-                    save_samples(done)
-                if done % config.checkpoint_every == 0 or done == end:
-                    elapsed += now - t0
-                    t0 = now
-                    checkpoint(done)
-    finally:
-        if prog is not None:
-            prog.stop()
-    if end < config.steps:
-        return run.path
-
-    total_s = float(loss_rows[-1]["seconds"]) if loss_rows else elapsed
-    meta = {
-        "kind": "gan-generator",
-        "generator": config.generator_name,
-        "run_id": run_id_for(run.path, cfg),
-        "arch": config.arch,
-        "last_block": config.last_block,
-        "size": config.size,
-        "z_dim": config.z_dim,
-        "dim": config.dim,
-        "seed": config.seed,
-        "steps": config.steps,
-        "train_seconds": round(total_s, 2),
-        "steps_per_s": round(config.steps / total_s, 3) if total_s > 0 else None,
-        "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
-        "config": cfg,
-    }
-    with atomic_path(run.path / "generator.safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in gen.state_dict().items()},
-                  str(tmp))
-    run.write_json("generator.json", meta)
-    run.mark_stage_done("train", {"steps": config.steps})
+    run, stack, cfg = _open_run(config, data, Path(out_dir), resume=resume, force=force)
+    with run:
+        if force:
+            _clear_outputs(run)
+        if run.stage_done("train") and (run.path / "generator.safetensors").exists():
+            console.info(f"{run.path}: training already finished; nothing to do")
+            return run.path
+        tr, start = _start(config, run, stack, resume)
+        end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
+        _train_loop(tr, start, end, progress)
+        if end == config.steps:
+            _save_generator(tr, cfg)
     return run.path

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
@@ -59,8 +62,6 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def _json_default(obj: Any) -> Any:
-    import numpy as np
-
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -100,8 +101,6 @@ def write_csv_atomic(path: str | os.PathLike[str], frame: Any, **kwargs: Any) ->
 
 def save_png_atomic(path: str | os.PathLike[str], array: Any) -> Path:
     """Save an HxWx3 (or HxW) uint8 array as PNG atomically."""
-    from PIL import Image
-
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
     return Path(path)

@@ -167,6 +167,12 @@ def read_image(
         raise ImageDecodeError(p, f"corrupt or truncated image data: {msg}") from None
     except MemoryError:
         raise ImageDecodeError(p, "not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt data makes Pillow's plugins raise
+        # other types too (e.g. TypeError "Missing dimensions" from a TIFF's broken 2nd IFD)
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        raise ImageDecodeError(
+            p, f"corrupt image data ({type(exc).__name__}{': ' + msg if msg else ''})"
+        ) from None
     if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
         raise ImageDecodeError(p, f"decoded to an unexpected shape {array.shape}")
     return DecodedImage(

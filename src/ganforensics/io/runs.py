@@ -6,7 +6,10 @@
 - `stages/<name>.done`: markers of finished stages for resumable work.
 
 An existing run is never overwritten silently: `force=True` reuses the folder (files are
-replaced); `resume=True` reuses it only when its saved config equals the new one.
+replaced); `resume=True` reuses it only when its saved config equals the new one. One writer at
+a time: the folder is locked (`.run.lock`, see `ganforensics.io.lock`) from `create` until
+`release()` or the end of the process, and a folder another live process holds is refused with
+`RunInUseError` (exit code 3).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import yaml
 
 from ganforensics.errors import RunExistsError
+from ganforensics.io import lock
 from ganforensics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
 
 _VERSIONED = (
@@ -75,20 +79,22 @@ def dump_yaml(obj: Any) -> str:
     return yaml.safe_dump(_plain(obj), sort_keys=False)
 
 
-HEADER_FILES = frozenset({"config.yaml", "env.json"})
+HEADER_FILES = frozenset({"config.yaml", "env.json", lock.LOCK_NAME})
 
 
 def _holds_results(path: Path) -> bool:
     """False for an empty folder or one holding only the header a failed start left behind
-    (config.yaml, env.json): such a folder may be reused without --force, nothing is lost."""
+    (config.yaml, env.json, the lock file): such a folder may be reused without --force,
+    nothing is lost."""
     return any(p.name not in HEADER_FILES for p in path.iterdir())
 
 
 class RunFolder:
     """A run's output folder."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, locked: bool = False):
         self.path = Path(path)
+        self._locked = locked  # this object holds one count of the folder's lock
 
     @classmethod
     def create(
@@ -101,13 +107,38 @@ class RunFolder:
         force: bool = False,
         resume: bool = False,
     ) -> RunFolder:
-        """Create (or, when allowed, reuse) the run folder and write config.yaml and env.json."""
+        """Create (or, when allowed, reuse) the run folder and write config.yaml and env.json.
+
+        The folder is locked for this process (see `ganforensics.io.lock`) until `release()`,
+        the end of a `with` block, or the end of the process; a folder locked by another live
+        process raises `RunInUseError` (exit code 3) naming that process.
+        """
         path = Path(out)
-        cfg_path = path / "config.yaml"
-        config_text = dump_yaml(config)
         if path.exists() and not path.is_dir():
             raise RunExistsError(f"{path}: exists and is not a folder")
-        if path.exists() and _holds_results(path) and not force:
+        path.mkdir(parents=True, exist_ok=True)
+        lock.acquire(path)
+        try:
+            return cls._open_locked(path, config, seed=seed, device=device, force=force,
+                                    resume=resume)
+        except BaseException:
+            lock.release(path)
+            raise
+
+    @classmethod
+    def _open_locked(
+        cls,
+        path: Path,
+        config: Mapping[str, Any],
+        *,
+        seed: int | None,
+        device: str | None,
+        force: bool,
+        resume: bool,
+    ) -> RunFolder:
+        cfg_path = path / "config.yaml"
+        config_text = dump_yaml(config)
+        if _holds_results(path) and not force:
             if resume and cfg_path.exists():
                 old = yaml.safe_load(cfg_path.read_text())
                 new = yaml.safe_load(config_text)
@@ -120,7 +151,7 @@ class RunFolder:
                         f"{path}: holds a run with a different config (differs in: "
                         f"{', '.join(keys)}); pass --force to overwrite or choose another --out"
                     )
-                run = cls(path)
+                run = cls(path, locked=True)
                 run._write_env(seed, device, resumed=True)
                 return run
             raise RunExistsError(
@@ -128,11 +159,22 @@ class RunFolder:
                 + (" or rerun the same config to resume" if resume else "")
                 + ", or choose another --out"
             )
-        path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cfg_path, config_text)
-        run = cls(path)
+        run = cls(path, locked=True)
         run._write_env(seed, device, resumed=False)
         return run
+
+    def release(self) -> None:
+        """Unlock the folder (once; later calls do nothing)."""
+        if self._locked:
+            self._locked = False
+            lock.release(self.path)
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def _write_env(self, seed: int | None, device: str | None, resumed: bool) -> None:
         env = environment(seed, device)

@@ -14,6 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from ganforensics.metrics.threshold import calibrate_threshold
 
@@ -35,16 +41,12 @@ def _at_threshold(labels: np.ndarray, probs: np.ndarray, t: float) -> dict[str, 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """ROC curve points (fpr, tpr, threshold) as scikit-learn computes them."""
-    from sklearn.metrics import roc_curve
-
     fpr, tpr, thr = roc_curve(labels, probs, pos_label=1, drop_intermediate=False)
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
 
 
 def pr_points(labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """Precision-recall curve points (recall, precision, threshold)."""
-    from sklearn.metrics import precision_recall_curve
-
     prec, rec, thr = precision_recall_curve(labels, probs, pos_label=1)
     return pd.DataFrame({"recall": rec, "precision": prec, "threshold": np.append(thr, np.nan)})
 
@@ -82,8 +84,6 @@ def detection_metrics(
     With `oracle=True`, also the threshold maximising balanced accuracy on these very labels
     (`threshold_oracle`, `*_oracle`): optimistic, for reference only.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     y = np.asarray(labels).astype(int)
     p = np.asarray(probs, dtype=np.float64)
     if y.shape != p.shape:

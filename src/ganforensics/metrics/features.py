@@ -24,16 +24,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from ganforensics import console
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
+from ganforensics.seeding import DEFAULT_SEED
 
 NON_STANDARD = "NON-STANDARD"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PTH_SHA256_PREFIX = "6726825d"
 FIDHELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
-FALLBACK_SEED = 2021
+FALLBACK_SEED = DEFAULT_SEED
 
 
 @dataclass
@@ -129,13 +131,18 @@ class _InceptionPool3(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        import torchvision
-        from pytorch_fid.inception import (
-            FIDInceptionA,
-            FIDInceptionC,
-            FIDInceptionE_1,
-            FIDInceptionE_2,
-        )
+        try:  # optional dependency (the `dev` extra): imported only for this extractor
+            from pytorch_fid.inception import (
+                FIDInceptionA,
+                FIDInceptionC,
+                FIDInceptionE_1,
+                FIDInceptionE_2,
+            )
+        except ImportError:
+            raise UnsupportedModelError(
+                "the Inception extractor from a .pth file needs the pytorch-fid package "
+                "(pip install pytorch-fid)"
+            ) from None
 
         net = torchvision.models.inception_v3(
             num_classes=1008, aux_logits=False, weights=None, init_weights=False

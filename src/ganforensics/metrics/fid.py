@@ -24,11 +24,14 @@ import numpy as np
 import pandas as pd
 
 from ganforensics import console
+from ganforensics.data.importers import collect_inputs
+from ganforensics.data.manifest import usable
 from ganforensics.errors import InputError
 from ganforensics.io.atomic import atomic_path
-from ganforensics.io.images import iter_images
-from ganforensics.metrics.features import FeatureExtractor
+from ganforensics.io.loading import iter_decoded, warn_bad_files
+from ganforensics.metrics.features import FeatureExtractor, compute_features
 from ganforensics.metrics.kid import kid as kid_fn
+from ganforensics.seeding import DEFAULT_SEED
 
 EPS = 1e-6
 LOSSY_FORMATS = ("JPEG", "JPG", "JPE", "JFIF", "WEBP")
@@ -173,13 +176,35 @@ def _warn_small(n: int, dim: int, name: str) -> list[str]:
 def stats_for_images(images: np.ndarray, extractor: FeatureExtractor, batch: int = 50,
                      name: str = "images") -> SetStats:
     """Stats of an in-memory uint8 stack (N, H, W, 3) (no cache)."""
-    from ganforensics.metrics.features import compute_features
-
     feats = compute_features(images, extractor, batch)
     mu, sigma = feature_stats(feats)
     warnings = _warn_small(len(feats), extractor.dim, name)
     meta = {**extractor.describe(), "count": len(feats), "input": name, "warnings": warnings}
     return SetStats(mu, sigma, meta, feats)
+
+
+def _streamed_features(
+    paths: list[str], extractor: FeatureExtractor, batch: int, progress: str | None
+) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Features of the decodable files in chunks of `batch` (streamed, bounded memory), and
+    `(path, reason)` of the files that did not decode. `progress` labels a progress bar."""
+    feats: list[np.ndarray] = []
+    bad: list[tuple[str, str]] = []
+    chunk: list[np.ndarray] = []
+    decoded = iter_decoded(paths)
+    if progress is not None:
+        decoded = console.track(decoded, progress, total=len(paths))
+    for i, arr, err in decoded:
+        if arr is None:
+            bad.append((paths[i], err or "unreadable"))
+            continue
+        chunk.append(arr)
+        if len(chunk) >= batch:
+            feats.append(extractor(chunk))
+            chunk = []
+    if chunk:
+        feats.append(extractor(chunk))
+    return feats, bad
 
 
 def stats_for_input(
@@ -205,11 +230,7 @@ def stats_for_input(
             st.meta["extractor"] = extractor.name
         st.meta.setdefault("input", str(p))
         return st
-    from ganforensics.gan.data import collect
-
-    df = collect([p])
-    if "error" in df.columns:
-        df = df[df["error"].isna() | (df["error"].astype(str) == "")]
+    df = usable(collect_inputs([p]))
     paths = [str(a) for a in df["abspath"]]
     if not paths:
         raise InputError(f"{p}: no images found")
@@ -232,23 +253,9 @@ def stats_for_input(
                                                          None else int(st.meta.get("count", 0)),
                                                          extractor.dim, str(p))
             return st
-    feats, bad = [], []
-    chunk: list[np.ndarray] = []
-    it = iter_images(paths)
-    if progress:
-        it = console.track(it, f"features {p.name}", total=len(paths))
-    for i, arr, err in it:
-        if arr is None:
-            bad.append(f"{paths[i]}: {err}")
-            continue
-        chunk.append(arr)
-        if len(chunk) >= batch:
-            feats.append(extractor(chunk))
-            chunk = []
-    if chunk:
-        feats.append(extractor(chunk))
-    for b in bad[:5]:
-        console.warn(f"skipped {b}")
+    label = f"features {p.name}" if progress else None
+    feats, bad = _streamed_features(paths, extractor, batch, label)
+    warn_bad_files(bad, str(p))
     if not feats:
         raise InputError(f"{p}: none of the {len(paths)} images could be decoded")
     f = np.concatenate(feats)
@@ -273,7 +280,7 @@ def compare(
     use_cache: bool = True,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
-    seed: int = 2021,
+    seed: int = DEFAULT_SEED,
     progress: bool = True,
 ) -> dict[str, Any]:
     """FID (and KID) between two inputs; a JSON-ready result dict labelled by extractor."""
