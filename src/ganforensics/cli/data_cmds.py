@@ -13,8 +13,9 @@ from ganforensics.console import info, out, warn
 from ganforensics.data import photos as photos_mod
 from ganforensics.data.audit import audit
 from ganforensics.data.importers import collect_inputs, scan_folder, scan_summary
-from ganforensics.data.manifest import usable, write_manifest
-from ganforensics.data.perturb import parse_ops, perturb_manifest
+from ganforensics.data.manifest import error_mask, write_manifest
+from ganforensics.data.perturb import parse_ops
+from ganforensics.data.perturb_dataset import perturb_manifest
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.io.atomic import to_json
 from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
@@ -26,7 +27,7 @@ def _bad_rows(df: pd.DataFrame, path_col: str = "abspath") -> list[tuple[str, st
     """`(path, reason)` of the rows that carry a decode error, in row order."""
     if "error" not in df.columns:
         return []
-    bad = df[~df.index.isin(usable(df).index)]
+    bad = df[error_mask(df)]
     return [(str(p), str(e)) for p, e in zip(bad[path_col], bad["error"], strict=True)]
 
 

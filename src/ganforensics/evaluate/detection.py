@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ganforensics.console import make_progress, warn
-from ganforensics.data.manifest import read_manifest, usable
+from ganforensics.data.manifest import error_mask, read_manifest
 from ganforensics.data.perturb import image_id_of, parse_ops
 from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.errors import ConfigError, InputError
@@ -305,7 +305,7 @@ def evaluate_detector(
     scores = score_conditions(detector, test, conds, batch_size=batch_size, workers=workers,
                               progress=progress)
     first = scores[scores["condition"] == conds[0]]
-    bad = first[~first.index.isin(usable(first).index)]
+    bad = first[error_mask(first)]
     warn_bad_files(list(zip(bad["path"], bad["error"], strict=True)), "test set")
     unl = first[first["label"].isna()]
     if len(unl):

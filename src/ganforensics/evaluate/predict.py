@@ -16,7 +16,7 @@ import pandas as pd
 
 from ganforensics.console import make_progress
 from ganforensics.data.importers import collect_inputs
-from ganforensics.data.manifest import usable
+from ganforensics.data.manifest import error_mask
 from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded
 
@@ -84,7 +84,7 @@ def predict_paths(
 
 def known_errors(rows: pd.DataFrame) -> list[str | None]:
     """Per row: the manifest's error, or None for a usable row (`data.manifest.usable`)."""
-    bad = ~rows.index.isin(usable(rows).index)  # manifest rows: a unique index
+    bad = error_mask(rows).to_numpy()
     return [str(rows["error"].iat[i]) if b else None for i, b in enumerate(bad)]
 
 
