@@ -199,8 +199,8 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         "the data section); differences of a few points in AP or accuracy are within sampling "
         "noise.",
         f"FF-RS masks the top {cfg['explain']['top_k']} {n_maps}feature maps of the "
-        f"'{arch.name}' CNN (Chandrasegaran et al. 2022: 114 of ResNet-50's 26,560); with a "
-        "small detector, masking effects can go either way.",
+        f"'{arch.name}' CNN (Chandrasegaran et al. 2022: 114 of ResNet-50's 26,560); at this "
+        "scale, masking effects can go either way.",
         f"The CNN detector is the '{arch.name}' architecture of this toolkit ({arch.description}) "
         f"trained with the {c['recipe']} augmentation recipe on {size}x{size} patches, not "
         "Wang et al.'s ImageNet-pretrained ResNet-50 on 256x256 images.",
