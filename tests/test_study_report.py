@@ -236,6 +236,7 @@ def test_captions_and_caveats_read_the_config(tmp_path, rng, monitor) -> None:
     caveats = _section(page, "caveats")
     assert "masks the top 5 of its 20 feature maps of the &#x27;small&#x27; CNN" in caveats
     assert f"at most {cfg['detectors']['cnn']['epochs']} epochs" in caveats
+    assert "FID from 30 images, fewer than the feature dimension (64)" in caveats
     if monitor == "val_loss":
         assert "stops early on validation loss" in caveats
     else:

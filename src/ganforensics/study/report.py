@@ -214,9 +214,13 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         out.insert(0, "FID/KID here use a NON-STANDARD feature extractor (the standard "
                       "Inception weights were not available offline): the values are only "
                       "comparable between setups of this run, not with published FIDs.")
-    elif q:
-        out.append(f"FID with fewer samples than the feature dimension ({q[0]['feature_dim']}) "
-                   "is biased upwards; compare setups within this run only.")
+    if q:
+        n = min(min(int(r["n_real"]), int(r["n_fake"])) for r in q)
+        dim = int(q[0]["feature_dim"])
+        if n < dim:
+            out.append(f"FID from {n} images, fewer than the feature dimension ({dim}), is "
+                       "biased upwards (rank-deficient covariances); compare setups within "
+                       "this run only.")
     return out
 
 
