@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ganforensics.data.perturb import GRAY_WEIGHTS
 from ganforensics.explain.ffrs import RANKING_COLUMNS
 from ganforensics.study.detector_stages import (
     BYPASS_TABLE,
@@ -80,7 +81,7 @@ CAPTIONS = {
     "robustness": "The CNN detector on perturbed copies of the test set (each perturbation "
                   "applied to real and fake alike), with the threshold calibrated on clean "
                   "validation data. Means over the setups.",
-    "grayscale": "The CNN on grayscale copies of the test images (L = 0.299R+0.587G+0.114B "
+    "grayscale": "The CNN on grayscale copies of the test images (L = {gray_weights} "
                  "replicated), with the RGB-calibrated threshold: a drop means the detector "
                  "uses colour.",
     "explain": "Masking the {top_k} feature maps ranked highest by FF-RS relevance versus "
@@ -90,13 +91,14 @@ CAPTIONS = {
 
 
 def caption_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The config values the captions name."""
+    """The config values (and library constants) the captions name."""
     return {
         "kid_subsets": cfg["quality"]["kid_subsets"], "n_test": cfg["fakes"]["n_test"],
         "top_percent": f"{cfg['spectra']['top_fraction']:.0%}",
         "bypass_n": cfg["bypass"]["n_train"], "bypass_draws": cfg["bypass"]["draws"],
         "train_setup": cfg["detectors"]["train_setup"], "top_k": cfg["explain"]["top_k"],
         "random_draws": cfg["explain"]["random_draws"],
+        "gray_weights": "+".join(f"{w}{c}" for w, c in zip(GRAY_WEIGHTS, "RGB", strict=True)),
     }
 
 
