@@ -1,5 +1,6 @@
-"""Report building from a synthetic run folder: sections, inlined figures, traceability,
-range checks of the numbers."""
+"""Report building from a synthetic run folder whose tables have exactly the columns the
+pipeline writes (the stage modules' constants): sections, pivots, key numbers, captions from the
+config, inlined figures, traceability, range checks of the numbers."""
 
 from __future__ import annotations
 
@@ -8,24 +9,100 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from ganforensics.explain.ffrs import RANKING_COLUMNS
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.io.runs import RunFolder
 from ganforensics.study.config import load_config
-from ganforensics.study.report import (
-    SECTIONS,
-    HtmlReport,
-    check_results,
-    collect_results,
-    write_report,
+from ganforensics.study.detector_stages import (
+    BYPASS_COLUMNS,
+    BYPASS_TABLE,
+    DETECTION_COLUMNS,
+    DETECTION_TABLE,
+    GRAYSCALE_COLUMNS,
+    GRAYSCALE_TABLE,
+    ROBUSTNESS_COLUMNS,
+    ROBUSTNESS_TABLE,
 )
+from ganforensics.study.explain_stages import (
+    COLOUR_MAPS_COLUMNS,
+    COLOUR_MAPS_TABLE,
+    MASKING_COLUMNS,
+    MASKING_TABLE,
+    RANKING_TABLE,
+)
+from ganforensics.study.measure_stages import (
+    QUALITY_COLUMNS,
+    QUALITY_TABLE,
+    SPECTRA_COLUMNS,
+    SPECTRA_TABLE,
+)
+from ganforensics.study.pipeline import build_stages
+from ganforensics.study.report import check_results, collect_results, write_report
+from ganforensics.study.report_html import HtmlReport
+from ganforensics.study.report_sections import GENERIC_VIEW_NOTE, SECTIONS
 from ganforensics.study.stages import StageResult
 
 SETUPS = ["BASELINE", "N.1.5", "B.1.5", "Z.1.5", "N.3.5"]
+ROWS = [*SETUPS, "mean", "all"]  # per_generator's rows
+KINDS = ["spectral-decay", "spectral-profile", "cnn"]
 
 
-def _synthetic_run(tmp_path, rng, *, standard=False, bad_ap=None):
-    cfg = load_config(preset="quick")
+def _table(columns, keys, rng, **fixed):
+    """A table with exactly `columns`: `keys` / `fixed` columns as given, the rest uniform
+    numbers in (0, 1) (valid for every rate and count column)."""
+    assert set(keys) | set(fixed) <= set(columns)
+    n = len(next(iter(keys.values())))
+    data = {c: keys.get(c, fixed.get(c)) for c in columns}
+    for c, v in data.items():
+        if v is None:
+            data[c] = rng.uniform(0.05, 0.95, n)
+    return pd.DataFrame(data)[list(columns)]
+
+
+def _grid(a, b):
+    return [x for x in a for _ in b], [y for _ in a for y in b]
+
+
+def _write_tables(run, rng, *, standard, bad_ap):
+    run.write_csv(QUALITY_TABLE, _table(
+        QUALITY_COLUMNS, {"setup": SETUPS, "fid": rng.uniform(10, 90, 5)}, rng,
+        n_real=30, n_fake=40, feature_dim=64, extractor="fallback", standard_extractor=standard))
+    run.write_csv(SPECTRA_TABLE, _table(
+        SPECTRA_COLUMNS, {"setup": SETUPS, "signed_difference": rng.uniform(-3, 3, 5)}, rng,
+        top_fraction=0.25, profile="durall"))
+    det, gen = _grid(KINDS, ROWS)
+    detection = _table(DETECTION_COLUMNS, {"detector": det, "generator": gen}, rng)
+    if bad_ap is not None:
+        detection.loc[3, "ap"] = bad_ap
+    run.write_csv(DETECTION_TABLE, detection)
+    others = [*SETUPS[1:], "real (held-out)", "BASELINE (held-out)"]
+    roles = ["modified"] * 4 + ["heldout-real", "heldout-baseline"]
+    kind, gen = _grid(KINDS[:2], others)
+    run.write_csv(BYPASS_TABLE, _table(
+        BYPASS_COLUMNS, {"kind": kind, "generator": gen, "role": roles * 2}, rng,
+        rates="[0.1, 0.2]", classifier="knn"))
+    cond, gen = _grid(["clean", "jpeg:75"], ROWS)
+    run.write_csv(ROBUSTNESS_TABLE, _table(ROBUSTNESS_COLUMNS,
+                                           {"condition": cond, "generator": gen}, rng))
+    gen, inp = _grid(ROWS, ["rgb", "gray"])
+    run.write_csv(GRAYSCALE_TABLE, _table(GRAYSCALE_COLUMNS, {"generator": gen, "input": inp},
+                                          rng))
+    cond, gen = _grid(["none", "top-k", "low-k", "random-k"], ROWS)
+    run.write_csv(MASKING_TABLE, _table(MASKING_COLUMNS, {"condition": cond, "generator": gen},
+                                        rng, k=8, draws=2, seed=7, position="post-relu"))
+    keys = [f"conv{1 + i % 4}:{i}" for i in range(20)]
+    run.write_csv(RANKING_TABLE, _table(
+        RANKING_COLUMNS, {"rank": list(range(1, 21)), "key": keys}, rng,
+        layer=[k.split(":")[0] for k in keys], channel=list(range(20))))
+    run.write_csv(COLOUR_MAPS_TABLE, _table(
+        COLOUR_MAPS_COLUMNS, {"key": keys[:8]}, rng, layer="conv1", channel=list(range(8)),
+        rank=list(range(1, 9)), colour_conditional=[True, False] * 4))
+
+
+def _synthetic_run(tmp_path, rng, *, standard=False, bad_ap=None, overrides=None):
+    cfg = load_config(overrides or {}, preset="quick")
     run = RunFolder.create(tmp_path / "run", cfg, seed=cfg["seed"])
     real = pd.DataFrame({"path": [f"p{i}.png" for i in range(12)], "label": 0,
                          "generator": "real", "source": [f"photo{i % 4}" for i in range(12)],
@@ -38,32 +115,13 @@ def _synthetic_run(tmp_path, rng, *, standard=False, bad_ap=None):
                         rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
     save_png_atomic(run.file("figures/grid_real.png"), np.zeros((8, 8, 3), np.uint8))
     save_png_atomic(run.file("figures/spectra.png"), np.full((8, 8, 3), 200, np.uint8))
-    run.write_csv("tables/quality.csv", pd.DataFrame(
-        {"setup": SETUPS, "fid": rng.uniform(10, 90, 5), "kid_mean": rng.uniform(0, .1, 5),
-         "kid_std": rng.uniform(0, .01, 5), "n_real": 30, "n_fake": 40,
-         "extractor": "fallback", "standard_extractor": standard}))
-    run.write_csv("tables/spectra.csv", pd.DataFrame(
-        {"setup": SETUPS, "discrepancy": rng.uniform(0, 5, 5)}))
-    ap = rng.uniform(.5, 1, 15)
-    if bad_ap is not None:
-        ap[3] = bad_ap
-    run.write_csv("tables/detection.csv", pd.DataFrame(
-        {"detector": np.repeat(["spectral-decay", "spectral-profile", "cnn"], 5),
-         "generator": SETUPS * 3, "ap": ap, "acc": rng.uniform(.4, 1, 15)}))
-    run.write_csv("tables/bypass.csv", pd.DataFrame(
-        {"setup": SETUPS, "detection_rate": rng.uniform(0, 1, 5)}))
-    run.write_csv("tables/robustness.csv", pd.DataFrame(
-        {"perturbation": ["none", "jpeg:75"], "ap": [.9, .7], "acc": [.8, .6]}))
-    run.write_csv("tables/grayscale.csv", pd.DataFrame(
-        {"generator": SETUPS, "ap_rgb": rng.uniform(.5, 1, 5), "ap_gray": rng.uniform(.5, 1, 5)}))
-    run.write_csv("tables/masking.csv", pd.DataFrame(
-        {"masking": ["none", "top-k", "random-k"], "ap": [.9, .6, .88]}))
-    run.write_csv("tables/ffrs_ranking.csv", pd.DataFrame(
-        {"layer": ["conv1", "conv2"], "channel": [3, 1], "relevance": [.5, .2]}))
-    names = ["patches", *[f"gan-{s}" for s in SETUPS], "quality", "spectra", "detection",
-             "bypass", "robustness", "grayscale", "explain"]
-    stages = [StageResult(n, "done", 1.0) for n in names]
+    _write_tables(run, rng, standard=standard, bad_ap=bad_ap)
+    stages = [StageResult(s.name, "done", 1.0) for s in build_stages(cfg)]
     return run, cfg, stages
+
+
+def _section(page: str, sec_id: str) -> str:
+    return page.split(f'<section id="{sec_id}">')[1].split("</section>")[0]
 
 
 def test_report_has_every_section_inlined_and_traceable(tmp_path, rng) -> None:
@@ -89,7 +147,7 @@ def test_report_has_every_section_inlined_and_traceable(tmp_path, rng) -> None:
     assert results["problems"] == []
     assert all(results["sections"][s]["status"] == "ok" for s in SECTIONS)
     det = results["sections"]["detection"]["tables"]["tables/detection.csv"]
-    assert len(det) == 15 and {"detector", "generator", "ap", "acc"} <= set(det[0])
+    assert len(det) == 21 and tuple(det[0]) == DETECTION_COLUMNS
 
 
 def test_standard_extractor_has_no_fallback_warning(tmp_path, rng) -> None:
@@ -113,7 +171,7 @@ def test_out_of_range_and_nan_values_are_flagged(tmp_path, rng) -> None:
 def test_failed_stage_section_shows_reason_and_no_numbers(tmp_path, rng) -> None:
     run, cfg, stages = _synthetic_run(tmp_path, rng)
     stages = [s if s.name != "bypass" else StageResult("bypass", "failed", 0.1,
-                                                       error="StageUnavailableError: missing")
+                                                       error="RuntimeError: missing")
               for s in stages]
     write_report(run, cfg, stages)
     results = json.loads((run.path / "results.json").read_text())
@@ -121,7 +179,7 @@ def test_failed_stage_section_shows_reason_and_no_numbers(tmp_path, rng) -> None
     assert "tables" not in results["sections"]["bypass"]
     page = (run.path / "report.html").read_text()
     bypass = page.split('<section id="bypass">')[1].split("</section>")[0]
-    assert "StageUnavailableError: missing" in bypass and "<table>" not in bypass
+    assert "RuntimeError: missing" in bypass and "<table>" not in bypass
 
 
 def test_html_escapes_text() -> None:
@@ -133,13 +191,54 @@ def test_html_escapes_text() -> None:
     assert "&lt;b&gt;" in page and "0.123" in page
 
 
-def test_spectral_discrepancy_uses_the_top_band_only() -> None:
-    from ganforensics.study.pipeline import spectral_discrepancy
+def test_every_section_uses_its_own_layout_and_states_its_key_numbers(tmp_path, rng) -> None:
+    run, cfg, stages = _synthetic_run(tmp_path, rng)
+    page = write_report(run, cfg, stages).read_text()
+    for sec_id in SECTIONS:
+        assert GENERIC_VIEW_NOTE not in _section(page, sec_id), sec_id
+    # the pivots of each section (columns named after detectors, inputs, conditions)
+    assert all(f">{k}</th>" in _section(page, "detection") for k in KINDS)
+    assert ">spectral-decay rate</th>" in _section(page, "bypass")
+    assert ">AP gray</th>" in _section(page, "grayscale")
+    assert ">acc rgb</th>" in _section(page, "grayscale")
+    assert ">AP random-k std</th>" in _section(page, "explain")
+    assert ">jpeg:75</td>" in _section(page, "robustness")
+    # one key number per section that has any, each naming its file
+    overview = _section(page, "overview")
+    for text in ("FID ranges from", "Spectral discrepancy from real, smallest to largest",
+                 "spectral-decay: AP", "cnn: AP", "Bypass (spectral-profile): detection rates",
+                 "CNN mean AP on RGB", "Masking the FF-RS top-k maps"):
+        assert text in overview, text
+    det = pd.read_csv(run.path / DETECTION_TABLE)
+    base = det[(det["detector"] == "cnn") & (det["generator"] == "BASELINE")]["ap"].iloc[0]
+    assert f"cnn: AP {base:.3f} on BASELINE (the training setup)" in overview
 
-    real = np.zeros((3, 8))
-    fake = np.zeros((4, 8))
-    fake[:, :6] = 50.0  # differences below the top quarter do not count
-    fake[:, 6:] = [-2.0, 4.0]
-    assert spectral_discrepancy(real, fake, 0.25) == 3.0
-    assert spectral_discrepancy(real, fake, 0.25, signed=True) == 1.0
-    assert spectral_discrepancy(real, fake, 1.0) == (6 * 50 + 6) / 8
+
+def test_a_renamed_column_falls_back_to_the_generic_view(tmp_path, rng) -> None:
+    run, cfg, stages = _synthetic_run(tmp_path, rng)
+    det = pd.read_csv(run.path / DETECTION_TABLE).rename(columns={"fake_acc_cal": "fake_acc"})
+    run.write_csv(DETECTION_TABLE, det)
+    page = write_report(run, cfg, stages).read_text()
+    assert GENERIC_VIEW_NOTE in _section(page, "detection")
+    assert GENERIC_VIEW_NOTE not in _section(page, "bypass")
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_acc"])
+def test_captions_and_caveats_read_the_config(tmp_path, rng, monitor) -> None:
+    over = {"spectra": {"top_fraction": 0.1}, "bypass": {"n_train": 37, "draws": 4},
+            "explain": {"top_k": 5}, "detectors": {"cnn": {"monitor": monitor}}}
+    run, cfg, stages = _synthetic_run(tmp_path, rng, overrides=over)
+    page = write_report(run, cfg, stages).read_text()
+    assert "top 10% of frequency bins" in _section(page, "spectra")
+    assert "37 real + 37 BASELINE fakes" in _section(page, "bypass")
+    assert "mean over 4 random training draws" in _section(page, "bypass")
+    assert "100 real" not in page and "top quarter" not in page
+    caveats = _section(page, "caveats")
+    assert "masks the top 5 of its 20 feature maps of the &#x27;small&#x27; CNN" in caveats
+    assert f"at most {cfg['detectors']['cnn']['epochs']} epochs" in caveats
+    assert "FID from 30 images, fewer than the feature dimension (64)" in caveats
+    if monitor == "val_loss":
+        assert "stops early on validation loss" in caveats
+    else:
+        assert "stops early on validation accuracy" in caveats
+        assert "validation loss" not in caveats

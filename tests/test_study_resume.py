@@ -9,7 +9,7 @@ import pytest
 from ganforensics.errors import RunExistsError
 from ganforensics.study.config import load_config
 from ganforensics.study.pipeline import run_study
-from ganforensics.study.stages import Stage, StageUnavailableError, require
+from ganforensics.study.stages import Stage
 
 
 def _cfg(**gan):
@@ -132,11 +132,3 @@ def test_cli_reports_an_incomplete_run_with_exit_1(tmp_path, monkeypatch) -> Non
     res = CliRunner().invoke(app, ["study", str(tmp_path / "c.yaml"), "--out", str(out)])
     assert res.exit_code == 0
     assert res.stdout.strip().splitlines()[-1] == f"report: {(out / 'report.html').resolve()}"
-
-
-def test_require_names_what_is_missing() -> None:
-    with pytest.raises(StageUnavailableError, match="ganforensics.nope.thing"):
-        require("ganforensics.nope", "thing")
-    with pytest.raises(StageUnavailableError, match="does not exist"):
-        require("ganforensics.seeding", "no_such_function")
-    assert require("ganforensics.seeding", "derive_seed")(1) >= 0

@@ -11,17 +11,23 @@ library's own registries, and counts/fractions against their valid ranges.
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ganforensics.detectors.cnn.archs import ARCHS
+from ganforensics.detectors.cnn.train import RECIPES
 from ganforensics.errors import ConfigError
+from ganforensics.evaluate.detection import GRIDS
+from ganforensics.gan.config import PRESETS as GAN_PRESETS
+from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
+from ganforensics.metrics.features import EXTRACTORS
+from ganforensics.spectral.classifiers import CLASSIFIERS
 
 PRESETS = ("default", "quick")
 
@@ -37,21 +43,17 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
     "preset": (str,),
     "steps": (int,),
 }
-# enumerated values, checked against the library's own registries (module, attribute: a tuple
-# of names or a dict keyed by name) so that the names live in one place. The modules are imported
-# only when a config is validated.
-_REGISTRIES: dict[str, tuple[str, str]] = {
-    "gan.preset": ("ganforensics.gan.config", "PRESETS"),
-    "detectors.cnn.arch": ("ganforensics.detectors.cnn.archs", "ARCHS"),
-    "detectors.cnn.recipe": ("ganforensics.detectors.cnn.train", "RECIPES"),
-    "detectors.spectral_decay.classifier": ("ganforensics.spectral.classifiers", "CLASSIFIERS"),
-    "detectors.spectral_profile.classifier": ("ganforensics.spectral.classifiers", "CLASSIFIERS"),
-    "quality.extractor": ("ganforensics.metrics.features", "EXTRACTORS"),
-    "evaluate.grid": ("ganforensics.evaluate.detection", "GRIDS"),
+# enumerated values, checked against the library's own registries (a tuple of names or a dict
+# keyed by name) so that the names live in one place
+_REGISTRIES: dict[str, Collection[Any]] = {
+    "gan.preset": GAN_PRESETS,
+    "detectors.cnn.arch": ARCHS,
+    "detectors.cnn.recipe": RECIPES,
+    "detectors.spectral_decay.classifier": CLASSIFIERS,
+    "detectors.spectral_profile.classifier": CLASSIFIERS,
+    "quality.extractor": EXTRACTORS,
+    "evaluate.grid": GRIDS,
 }
-_GAN_PRESETS = ("ganforensics.gan.config", "PRESETS")
-_LAST_BLOCKS = ("ganforensics.gan.nets", "LAST_BLOCKS")
-_SIZES = ("ganforensics.gan.nets", "SIZES")
 # choices with no registry in the library (Recipe.monitor is compared with "val_acc")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "detectors.cnn.monitor": ("val_acc", "val_loss"),
@@ -147,10 +149,9 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any], prefix: str = "") ->
     return out
 
 
-def _registry(where: tuple[str, str]) -> tuple[str, ...]:
+def _registry(registry: Collection[Any]) -> tuple[str, ...]:
     """The names of a library registry (a tuple of names or a dict keyed by name)."""
-    module, attr = where
-    return tuple(str(n) for n in getattr(importlib.import_module(module), attr))
+    return tuple(str(n) for n in registry)
 
 
 def _unknown_value(path: str, value: Any, known: tuple[Any, ...]) -> ConfigError:
@@ -161,9 +162,7 @@ def _unknown_value(path: str, value: Any, known: tuple[Any, ...]) -> ConfigError
 
 def _check_last_block(path: str, value: str) -> None:
     """As the GAN stage parses it (`gan.nets.parse_last_block`), listing `LAST_BLOCKS`."""
-    known = _registry(_LAST_BLOCKS)
-    from ganforensics.gan.nets import parse_last_block
-
+    known = _registry(LAST_BLOCKS)
     try:
         parse_last_block(value)
     except ConfigError:
@@ -195,7 +194,7 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
         entry = {"name": str(item.get("name", last)), "last_block": last,
                  "preset": str(item.get("preset", preset))}
         _check_last_block(path if isinstance(raw, str) else f"{path}.last_block", last)
-        presets = _registry(_GAN_PRESETS)
+        presets = _registry(GAN_PRESETS)
         if entry["preset"] not in presets:
             raise _unknown_value(f"{path}.preset", entry["preset"], presets)
         if "steps" in item:
@@ -230,7 +229,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         value = _get(cfg, path)
         if value < minimum:
             raise ConfigError(f"config key '{path}' must be at least {minimum}, got {value!r}")
-    sizes = _registry(_SIZES)
+    sizes = _registry(SIZES)
     if str(cfg["data"]["size"]) not in sizes:
         raise _unknown_value("data.size", cfg["data"]["size"], sizes)
     for path, where in _REGISTRIES.items():

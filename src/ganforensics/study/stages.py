@@ -8,7 +8,6 @@ need a failed one; it never invents results for a stage that did not run.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import traceback
@@ -17,26 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganforensics.console import info
-from ganforensics.errors import GanForensicsError
 from ganforensics.io.runs import RunFolder
-
-
-class StageUnavailableError(GanForensicsError):
-    """A stage needs a library function that is not available in this installation."""
-
-
-def require(module: str, attr: str) -> Any:
-    """`module.attr`, or `StageUnavailableError` naming what is missing and why."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise StageUnavailableError(
-            f"needs {module}.{attr}, but {module} cannot be imported ({exc})"
-        ) from None
-    try:
-        return getattr(mod, attr)
-    except AttributeError:
-        raise StageUnavailableError(f"needs {module}.{attr}, which does not exist") from None
 
 
 @dataclass
@@ -51,6 +31,8 @@ class Stage:
 
 @dataclass
 class StageResult:
+    """What happened to one stage in one invocation."""
+
     name: str
     status: str  # "done" (ran now), "cached" (finished earlier), "failed", "skipped"
     seconds: float = 0.0

@@ -1,0 +1,110 @@
+"""Study stages that make the data: real patches, one GAN per setup, and its fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganforensics.console import progress_enabled
+from ganforensics.data.manifest import split_of, usable, write_manifest
+from ganforensics.data.photos import make_patches
+from ganforensics.errors import InputError
+from ganforensics.gan.config import GanConfig, preset
+from ganforensics.gan.generate import generate
+from ganforensics.gan.train import train_gan
+from ganforensics.seeding import derive_seed
+from ganforensics.study.context import SPLITS, StudyContext, subsample
+from ganforensics.study.stages import Stage
+
+REAL_MANIFEST = "data/real.csv"
+
+
+def fake_manifest_file(setup: str) -> str:
+    """Run-folder path of a setup's fake manifest."""
+    return f"fakes/{setup}/manifest.csv"
+
+
+def stage_patches(ctx: StudyContext) -> dict[str, Any]:
+    """Real patches cut from the source photos, split by photo (`data/real.csv`)."""
+    dcfg = ctx.cfg["data"]
+    # force: the patch folder belongs to this stage (a rerun after an interruption redoes it)
+    df = make_patches(ctx.path / "data" / "patches", size=dcfg["size"],
+                      sources=dcfg["sources"], seed=ctx.seed, force=True)
+    df = usable(df)
+    df = subsample(df, dcfg["max_patches"], derive_seed(ctx.seed, "max_patches"))
+    for split in SPLITS:
+        if (df["split"].astype(str) == split).sum() == 0:
+            raise InputError(f"real patches: split {split!r} is empty (too few source photos?)")
+    write_manifest(df, ctx.path / REAL_MANIFEST)
+    counts = df["split"].astype(str).value_counts().to_dict()
+    sources = {s: int(df.loc[df["split"].astype(str) == s, "source"].nunique()) for s in SPLITS}
+    return {"n_real": {s: int(counts.get(s, 0)) for s in SPLITS}, "sources": sources,
+            "file": REAL_MANIFEST}
+
+
+def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> GanConfig:
+    """The GanConfig of one setup: its preset with the study's size, steps and seed."""
+    g = ctx.cfg["gan"]
+    return preset(
+        setup["preset"],
+        last_block=setup["last_block"],
+        size=ctx.cfg["data"]["size"],
+        steps=int(setup.get("steps", g["steps"])),
+        batch=g["batch_size"],
+        checkpoint_every=g["checkpoint_every"],
+        sample_every=g["checkpoint_every"],
+        seed=derive_seed(ctx.seed, "gan", setup["name"]) % 2**31,
+    )
+
+
+def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
+    """Train (or resume) the GAN of one setup on the train split of the real patches."""
+    name = setup["name"]
+
+    def _run(ctx: StudyContext) -> dict[str, Any]:
+        config = gan_config(ctx, setup)
+        data = split_of(ctx.real_manifest(), "train")
+        out = ctx.path / "gans" / name
+        run_dir = train_gan(config, data, out, resume=True, progress=progress_enabled())
+        return {"run_dir": str(Path(run_dir).relative_to(ctx.path)), "setup": dict(setup)}
+
+    return Stage(f"gan-{name}", _run, needs=("patches",), title=f"train GAN {name}")
+
+
+def fake_counts(ctx: StudyContext, setup_name: str) -> dict[str, int]:
+    """How many fakes a setup needs per split (train/val only for the detectors' setup)."""
+    f = ctx.cfg["fakes"]
+    counts = {"test": f["n_test"]}
+    if setup_name == ctx.cfg["detectors"]["train_setup"]:
+        counts.update(train=f["n_train"], val=f["n_val"])
+    return counts
+
+
+def make_fakes_stage(setup: Mapping[str, Any]) -> Stage:
+    """Generate one setup's fakes per split (`fakes/<setup>/manifest.csv`)."""
+    name = setup["name"]
+
+    def _run(ctx: StudyContext) -> dict[str, Any]:
+        run_dir = ctx.path / "gans" / name
+        frames = []
+        for split, n in fake_counts(ctx, name).items():
+            # disjoint seed streams per setup and split
+            seed = derive_seed(ctx.seed, "fakes", name, split) % 2**31
+            # force: a rerun replaces what an interrupted run of this stage left behind
+            df = generate(run_dir, n, ctx.path / "fakes" / name / split, seed=seed, split=split,
+                          progress=progress_enabled(), force=True)
+            df = df.copy()
+            df["split"] = split
+            df["generator"] = name
+            df["label"] = 1
+            df["source"] = f"{name}:{split}:seed={seed}"
+            frames.append(df)
+        out = pd.concat(frames, ignore_index=True)
+        write_manifest(out, ctx.path / fake_manifest_file(name))
+        return {"n_fake": out["split"].value_counts().to_dict(),
+                "file": fake_manifest_file(name)}
+
+    return Stage(f"fakes-{name}", _run, needs=(f"gan-{name}",), title=f"generate {name} fakes")

@@ -1,0 +1,296 @@
+"""The result sections of the study report: ONE entry per section in `SECTIONS` (title, the
+table files it reads, the stages it reports, its renderer and its key numbers).
+
+A renderer lays out a section's tables (pivots, figures, captions filled from the resolved
+config); it reads the columns the pipeline writes (the `*_COLUMNS` constants of the stage
+modules), so a renamed column raises `KeyError`, and the page then shows the raw table under
+`GENERIC_VIEW_NOTE` instead (a test asserts that no section of a pipeline-shaped run does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganforensics.data.perturb import GRAY_WEIGHTS
+from ganforensics.explain.ffrs import RANKING_COLUMNS
+from ganforensics.study.detector_stages import (
+    BYPASS_TABLE,
+    DETECTION_TABLE,
+    GRAYSCALE_TABLE,
+    ROBUSTNESS_FIGURE,
+    ROBUSTNESS_TABLE,
+)
+from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
+from ganforensics.study.measure_stages import QUALITY_TABLE, SPECTRA_FIGURE, SPECTRA_TABLE
+from ganforensics.study.report_html import Section, fmt
+
+GENERIC_VIEW_NOTE = "The table of this section lacks a column its layout needs; shown as written"
+
+Rows = Mapping[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class SectionData:
+    """What a renderer gets: the section's tables (file -> table), the config, the setups."""
+
+    tables: Mapping[str, pd.DataFrame]
+    cfg: Mapping[str, Any]
+    setups: Sequence[str]
+    run_path: Path
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One result section: title, table files (the first is the main one), stages, layout."""
+
+    title: str
+    files: tuple[str, ...]
+    stages: tuple[str, ...]
+    render: Callable[[Section, SectionData], None]
+    numbers: Callable[[Rows, Mapping[str, Any]], list[str]] | None = None
+
+
+# captions: format strings filled from the resolved config (`caption_values`)
+CAPTIONS = {
+    "quality": "Fréchet distance (FID) and kernel distance (KID, mean ± std over {kid_subsets} "
+               "subsets) between each setup's {n_test} test fakes and the held-out real patches "
+               "(val + test splits, never seen by the GANs). Lower is closer to the real "
+               "distribution.",
+    "spectra": "Spectral discrepancy: the mean absolute difference between the mean durall "
+               "profile of each setup's fakes and that of the real test patches, over the top "
+               "{top_percent} of frequency bins (units of 20 ln|F|). Larger means the fakes' "
+               "high frequencies depart more from real ones; signed_difference > 0 is excess "
+               "energy (e.g. transposed-conv or zero-insertion checkerboards), < 0 a deficit "
+               "(smoothing up-samplers).",
+    "spectra_figure": "Mean ± std durall profile per group against spatial frequency as a "
+                      "fraction of Nyquist, a zoom on the highest frequencies, and the mean 2-D "
+                      "log spectra: GAN artifacts show as deviations at high frequencies and as "
+                      "bright off-centre peaks.",
+    "detection": "Each detector scored on the test reals plus the test fakes of one setup "
+                 "(rows), threshold calibrated on the validation split. AP and AUC are "
+                 "threshold-free; accuracies use the calibrated threshold.",
+    "bypass": "Fraction of each setup's fakes that a detector trained on {bypass_n} real + "
+              "{bypass_n} {train_setup} fakes classifies as fake, mean over {bypass_draws} random "
+              "training draws. A low rate means the modified last block bypasses the detector. "
+              "`real (held-out)` is the false-positive rate on unused reals.",
+    "robustness": "The CNN detector on perturbed copies of the test set (each perturbation "
+                  "applied to real and fake alike), with the threshold calibrated on clean "
+                  "validation data. Means over the setups.",
+    "grayscale": "The CNN on grayscale copies of the test images (L = {gray_weights} "
+                 "replicated), with the RGB-calibrated threshold: a drop means the detector "
+                 "uses colour.",
+    "explain": "Masking the {top_k} feature maps ranked highest by FF-RS relevance versus "
+               "{top_k} random maps ({random_draws} draws): if the top-k maps carry the forensic "
+               "signal, masking them lowers AP much more than random-k masking.",
+}
+
+
+def caption_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config values (and library constants) the captions name."""
+    return {
+        "kid_subsets": cfg["quality"]["kid_subsets"], "n_test": cfg["fakes"]["n_test"],
+        "top_percent": f"{cfg['spectra']['top_fraction']:.0%}",
+        "bypass_n": cfg["bypass"]["n_train"], "bypass_draws": cfg["bypass"]["draws"],
+        "train_setup": cfg["detectors"]["train_setup"], "top_k": cfg["explain"]["top_k"],
+        "random_draws": cfg["explain"]["random_draws"],
+        "gray_weights": "+".join(f"{w}{c}" for w, c in zip(GRAY_WEIGHTS, "RGB", strict=True)),
+    }
+
+
+def caption(key: str, cfg: Mapping[str, Any]) -> str:
+    return CAPTIONS[key].format(**caption_values(cfg))
+
+
+def _order(df: pd.DataFrame, col: str, first: Sequence[str]) -> pd.DataFrame:
+    """Rows in the order of `first` (the setups), then the rest (mean, held-out rows ...)."""
+    rank = {name: i for i, name in enumerate(first)}
+    key = df[col].astype(str).map(lambda v: rank.get(v, len(rank)))
+    return df.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k")
+
+
+def _pivot(df: pd.DataFrame, index: str, columns: str, value: str, order: Sequence[str],
+           suffix: str = "") -> pd.DataFrame:
+    cols = list(dict.fromkeys(df[columns].astype(str)))
+    wide = df.pivot_table(index=index, columns=columns, values=value, aggfunc="first",
+                          sort=False)
+    wide = wide.reindex(columns=cols)
+    wide.columns = [f"{c}{suffix}" for c in wide.columns]
+    return _order(wide.reset_index(), index, order)
+
+
+def _figure(sec: Section, d: SectionData, name: str, cap: str, source: str,
+            width: int | None = None) -> None:
+    p = d.run_path / name
+    if p.is_file():
+        sec.figure(p, cap, source, width=width)
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def render_quality(sec: Section, d: SectionData) -> None:
+    df = d.tables[QUALITY_TABLE]
+    if not df["standard_extractor"].all():
+        sec.box("Features from a non-standard (fallback) extractor: compare setups within "
+                "this run only.", "warn")
+    cols = ["setup", "fid", "kid_mean", "kid_std", "n_real", "n_fake", "feature_dim", "extractor"]
+    sec.table(_order(df[cols], "setup", d.setups), caption("quality", d.cfg), QUALITY_TABLE)
+
+
+def render_spectra(sec: Section, d: SectionData) -> None:
+    _figure(sec, d, SPECTRA_FIGURE, caption("spectra_figure", d.cfg), SPECTRA_FIGURE)
+    df = d.tables[SPECTRA_TABLE]
+    cols = ["setup", "discrepancy", "signed_difference", "n_real", "n_fake", "profile"]
+    sec.table(_order(df[cols], "setup", d.setups), caption("spectra", d.cfg), SPECTRA_TABLE)
+
+
+def render_detection(sec: Section, d: SectionData) -> None:
+    df = d.tables[DETECTION_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    sec.table(_pivot(df, "generator", "detector", "ap", d.setups),
+              "Average precision (AP, threshold-free) of each detector (columns) on each "
+              "setup's test fakes against the test reals (rows); `mean` is the mean over "
+              "setups. " + caption("detection", d.cfg), DETECTION_TABLE)
+    sec.table(_pivot(df, "generator", "detector", "fake_acc_cal", d.setups),
+              "Share of each setup's test fakes classified fake at the detector's "
+              "validation-calibrated threshold (the accuracy on fakes).", DETECTION_TABLE)
+    sec.table(_pivot(df, "generator", "detector", "acc_cal", d.setups),
+              "Accuracy on test reals + that setup's test fakes at the calibrated "
+              "threshold (the real accuracy is the same in every row).", DETECTION_TABLE)
+
+
+def render_bypass(sec: Section, d: SectionData) -> None:
+    df = d.tables[BYPASS_TABLE]
+    a = _pivot(df, "generator", "kind", "rate_mean", d.setups, " rate")
+    b = _pivot(df, "generator", "kind", "rate_std", d.setups, " std")
+    wide = a.merge(b, on="generator")
+    sec.table(wide[["generator", *sorted(wide.columns[1:])]], caption("bypass", d.cfg),
+              BYPASS_TABLE)
+
+
+def render_robustness(sec: Section, d: SectionData) -> None:
+    _figure(sec, d, ROBUSTNESS_FIGURE, "AP per perturbation and setup (from the evaluation run).",
+            f"{ROBUSTNESS_FIGURE} (eval/cnn-robustness/)", width=700)
+    df = d.tables[ROBUSTNESS_TABLE]
+    m = df[df["generator"].astype(str) == "mean"]
+    cols = ["condition", "ap", "auc", "acc_cal", "real_acc_cal", "fake_acc_cal"]
+    sec.table(m[cols], caption("robustness", d.cfg), ROBUSTNESS_TABLE)
+
+
+def render_grayscale(sec: Section, d: SectionData) -> None:
+    df = d.tables[GRAYSCALE_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    a = _pivot(df, "generator", "input", "ap", d.setups)
+    a.columns = ["generator", *[f"AP {c}" for c in a.columns[1:]]]
+    b = _pivot(df, "generator", "input", "acc_cal", d.setups)
+    b.columns = ["generator", *[f"acc {c}" for c in b.columns[1:]]]
+    sec.table(a.merge(b, on="generator"), caption("grayscale", d.cfg), GRAYSCALE_TABLE)
+
+
+def render_explain(sec: Section, d: SectionData) -> None:
+    df = d.tables[MASKING_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    a = _pivot(df, "generator", "condition", "ap", d.setups)
+    a.columns = ["generator", *[f"AP {c}" for c in a.columns[1:]]]
+    r = df[df["condition"] == "random-k"][["generator", "ap_std"]]
+    a = a.merge(r.rename(columns={"ap_std": "AP random-k std"}), on="generator", how="left")
+    sec.table(a, caption("explain", d.cfg), MASKING_TABLE)
+    if COLOUR_MAPS_TABLE in d.tables:
+        sec.table(d.tables[COLOUR_MAPS_TABLE], "Colour-conditional top-k maps: spatial-max "
+                  "response of each top-k map on RGB vs grayscale fakes, Mood's median test "
+                  "(p <= 0.05 = colour-conditional).", COLOUR_MAPS_TABLE)
+    if RANKING_TABLE in d.tables:
+        top = d.tables[RANKING_TABLE][list(RANKING_COLUMNS)].head(10)
+        sec.table(top, "The ten feature maps with the highest FF-RS relevance.", RANKING_TABLE)
+
+
+# ---------------------------------------------------------------- key numbers
+
+
+def quality_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    q = rows.get(QUALITY_TABLE, [])
+    if not q:
+        return []
+    lo = min(q, key=lambda r: r["fid"])
+    hi = max(q, key=lambda r: r["fid"])
+    return [f"FID ranges from {fmt(lo['fid'])} ({lo['setup']}) to {fmt(hi['fid'])} "
+            f"({hi['setup']}) [{QUALITY_TABLE}]."]
+
+
+def spectra_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    s = rows.get(SPECTRA_TABLE, [])
+    if not s:
+        return []
+    order = sorted(s, key=lambda r: r["discrepancy"])
+    return ["Spectral discrepancy from real, smallest to largest: "
+            + ", ".join(f"{r['setup']} {fmt(r['discrepancy'])}" for r in order)
+            + f" [{SPECTRA_TABLE}]."]
+
+
+def detection_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    train_setup = cfg["detectors"]["train_setup"]
+    d = rows.get(DETECTION_TABLE, [])
+    out = []
+    for kind in dict.fromkeys(r.get("detector") for r in d):
+        by_gen = {r.get("generator"): r for r in d if r.get("detector") == kind}
+        others = [r["ap"] for g, r in by_gen.items()
+                  if g not in (train_setup, "mean", "all") and r.get("ap") is not None]
+        if train_setup in by_gen and others:
+            out.append(f"{kind}: AP {fmt(by_gen[train_setup]['ap'])} on {train_setup} (the "
+                       f"training setup), mean AP {fmt(sum(others) / len(others))} on the "
+                       f"other setups [{DETECTION_TABLE}].")
+    return out
+
+
+def bypass_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    mods = [r for r in rows.get(BYPASS_TABLE, []) if r.get("role") == "modified"]
+    out = []
+    for kind in dict.fromkeys(r.get("kind") for r in mods):
+        rates = ", ".join(f"{r['generator']} {fmt(r['rate_mean'])}" for r in mods
+                          if r["kind"] == kind)
+        out.append(f"Bypass ({kind}): detection rates {rates} [{BYPASS_TABLE}].")
+    return out
+
+
+def grayscale_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    mean = {r.get("input"): r.get("ap") for r in rows.get(GRAYSCALE_TABLE, [])
+            if r.get("generator") == "mean"}
+    if not {"rgb", "gray"} <= set(mean):
+        return []
+    return [f"CNN mean AP on RGB {fmt(mean['rgb'])} vs grayscale {fmt(mean['gray'])} "
+            f"[{GRAYSCALE_TABLE}]."]
+
+
+def explain_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    mm = {r.get("condition"): r.get("ap") for r in rows.get(MASKING_TABLE, [])
+          if r.get("generator") == "mean"}
+    if not {"none", "top-k", "random-k"} <= set(mm):
+        return []
+    return [f"Masking the FF-RS top-k maps: mean AP {fmt(mm['none'])} -> {fmt(mm['top-k'])}; "
+            f"random-k: {fmt(mm['random-k'])} [{MASKING_TABLE}]."]
+
+
+SECTIONS: dict[str, ReportSection] = {
+    "quality": ReportSection("Image quality: FID and KID per setup", (QUALITY_TABLE,),
+                             ("quality",), render_quality, quality_numbers),
+    "spectra": ReportSection("Spectra per setup against real", (SPECTRA_TABLE,), ("spectra",),
+                             render_spectra, spectra_numbers),
+    "detection": ReportSection(
+        "Detectors trained on real vs the training setup, tested on every setup",
+        (DETECTION_TABLE,), ("detection",), render_detection, detection_numbers),
+    "bypass": ReportSection(
+        "Bypass: detection rates of modified generators (protocol: docs/spectral.md)",
+        (BYPASS_TABLE,), ("bypass",), render_bypass, bypass_numbers),
+    "robustness": ReportSection("CNN robustness grid", (ROBUSTNESS_TABLE,), ("robustness",),
+                                render_robustness),
+    "grayscale": ReportSection("CNN colour ablation (grayscale inputs)", (GRAYSCALE_TABLE,),
+                               ("grayscale",), render_grayscale, grayscale_numbers),
+    "explain": ReportSection("Explanations: FF-RS feature maps and masking",
+                             (MASKING_TABLE, RANKING_TABLE, COLOUR_MAPS_TABLE), ("explain",),
+                             render_explain, explain_numbers),
+}
