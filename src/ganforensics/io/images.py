@@ -21,8 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,34 +188,6 @@ def read_image(
 def load_rgb(path: str | os.PathLike[str], **kwargs: object) -> np.ndarray:
     """Decode `path` to an (H, W, 3) uint8 array (see `read_image` for policies)."""
     return read_image(path, **kwargs).array  # type: ignore[arg-type]
-
-
-def iter_images(
-    paths: Sequence[str | os.PathLike[str]] | Iterable[str | os.PathLike[str]],
-    *,
-    workers: int = 2,
-    **kwargs: object,
-) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """Decode many files in order with a thread pool; yields (index, array or None, error or None).
-
-    A bad file never stops the batch: its error is the one-line reason.
-    """
-
-    def _one(p: str | os.PathLike[str]) -> tuple[np.ndarray | None, str | None]:
-        try:
-            return load_rgb(p, **kwargs), None
-        except ImageDecodeError as exc:
-            return None, exc.reason
-
-    path_list = list(paths)
-    if workers <= 1:
-        for i, p in enumerate(path_list):
-            arr, err = _one(p)
-            yield i, arr, err
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, (arr, err) in enumerate(pool.map(_one, path_list)):
-            yield i, arr, err
 
 
 def shape_batches(

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from ganforensics.detectors.cnn.archs import ARCHS
-from ganforensics.detectors.cnn.train import RECIPES
+from ganforensics.detectors.cnn.recipes import RECIPES
 from ganforensics.errors import ConfigError
 from ganforensics.evaluate.detection import GRIDS
 from ganforensics.gan.config import PRESETS as GAN_PRESETS

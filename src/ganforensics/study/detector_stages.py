@@ -13,9 +13,10 @@ import pandas as pd
 from ganforensics.console import progress_enabled
 from ganforensics.data.manifest import split_of
 from ganforensics.data.perturb import grayscale
-from ganforensics.detectors.base import Detector, load_detector, sigmoid
+from ganforensics.detectors.base import Detector, sigmoid
 from ganforensics.detectors.cnn import train_cnn_detector
-from ganforensics.detectors.cnn.train import get_recipe
+from ganforensics.detectors.cnn.recipes import get_recipe
+from ganforensics.detectors.loading import load_detector
 from ganforensics.detectors.spectral import train_spectral_detector
 from ganforensics.errors import InputError
 from ganforensics.evaluate.bypass import bypass_rates
@@ -70,7 +71,7 @@ def make_detector_stage(kind: str, needs: tuple[str, ...] = ()) -> Stage:
             seed_everything(seed)
             # resumes from its per-epoch checkpoint in `out` after an interruption
             det = train_cnn_detector(dcfg["arch"], recipe, train, val, out, seed=seed,
-                                     max_epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
+                                     epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
                                      aug_prob=dcfg["aug_prob"], progress=progress_enabled())
         else:
             det = train_spectral_detector(kind, train, val, classifier=dcfg["classifier"],
@@ -152,12 +153,12 @@ def stage_robustness(ctx: StudyContext) -> dict[str, Any]:
     res = evaluate_detector(det, test, grid=ctx.cfg["evaluate"]["grid"],
                             out=ctx.path / "eval" / "cnn-robustness", force=True,
                             progress=progress_enabled())
-    table = checked(res["metrics"], ROBUSTNESS_COLUMNS, ROBUSTNESS_TABLE)
+    table = checked(res.metrics, ROBUSTNESS_COLUMNS, ROBUSTNESS_TABLE)
     ctx.run.write_csv(ROBUSTNESS_TABLE, table)
     plot = ctx.path / "eval" / "cnn-robustness" / "robustness_ap.png"
     if plot.is_file():
         shutil.copyfile(plot, ctx.run.file(ROBUSTNESS_FIGURE))
-    return {"file": ROBUSTNESS_TABLE, "conditions": list(res["conditions"])}
+    return {"file": ROBUSTNESS_TABLE, "conditions": list(res.conditions)}
 
 
 def stage_grayscale(ctx: StudyContext) -> dict[str, Any]:

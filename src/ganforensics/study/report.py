@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ganforensics.detectors.cnn.archs import ARCHS
-from ganforensics.detectors.cnn.train import get_recipe
+from ganforensics.detectors.cnn.recipes import get_recipe
 from ganforensics.io.runs import RunFolder, dump_yaml
 from ganforensics.study.context import SPLITS
 from ganforensics.study.data_stages import REAL_MANIFEST, fake_manifest_file
