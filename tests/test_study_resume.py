@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from ganforensics.errors import RunExistsError
+import ganforensics
+from ganforensics.errors import RunExistsError, RunInUseError
 from ganforensics.study.config import load_config
 from ganforensics.study.pipeline import run_study
 from ganforensics.study.stages import Stage
+
+_SRC = str(Path(ganforensics.__file__).resolve().parents[1])
+_HOLD = """
+import sys
+from ganforensics.io import lock
+lock.acquire(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.readline()  # hold the folder until the test closes our stdin
+"""
 
 
 def _cfg(**gan):
@@ -110,6 +124,27 @@ def test_force_refuses_a_folder_that_is_not_a_study_run(tmp_path) -> None:
     with pytest.raises(RunExistsError, match="not a study run"):
         run_study(_cfg(), tmp_path, stages=Counter().stages(), force=True)
     assert (tmp_path / "data" / "precious.txt").read_text() == "keep"
+
+
+def test_force_never_clears_a_study_another_process_is_running(tmp_path) -> None:
+    cnt = Counter()
+    run_study(_cfg(), tmp_path / "run", stages=cnt.stages())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path / "run")], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": _SRC + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInUseError, match=f"PID {holder.pid}"):
+            run_study(_cfg(steps=7), tmp_path / "run", stages=cnt.stages(), force=True)
+        # refused before clearing: the other run's results are all still there
+        assert (tmp_path / "run" / "tables" / "a.txt").read_text() == "1"
+        assert (tmp_path / "run" / "stages" / "a.done").exists()
+    finally:
+        holder.communicate("", timeout=30)
+    _, results = run_study(_cfg(steps=7), tmp_path / "run", stages=cnt.stages(), force=True)
+    assert {r.status for r in results} == {"done"}
 
 
 def test_cli_reports_an_incomplete_run_with_exit_1(tmp_path, monkeypatch) -> None:

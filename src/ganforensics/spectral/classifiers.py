@@ -71,6 +71,8 @@ def fit_classifier(
     z = (x - mean) / scale
     params: dict[str, np.ndarray] = {"scaler_mean": mean, "scaler_scale": scale}
     rs = int(seed) % (2**32)
+    # each estimator's sklearn module is imported when that classifier is trained: sklearn's
+    # estimators add seconds to start-up, and a saved detector scores without sklearn
     if name == "logreg":
         from sklearn.linear_model import LogisticRegression
 

@@ -251,7 +251,7 @@ def map_spectra(
 
 
 def _single_thread_blas() -> AbstractContextManager[object]:
-    try:
+    try:  # threadpoolctl comes with scikit-learn, not with numpy: guarded, not assumed
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
         return nullcontext()

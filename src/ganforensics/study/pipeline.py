@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ganforensics.errors import RunExistsError
+from ganforensics.io import lock
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import seed_everything
 from ganforensics.study.config import defaults
@@ -87,7 +88,7 @@ def clear_owned(path: Path) -> None:
     Only in a folder that holds a study run; anything else there is left alone.
     """
     if not is_study_run(path):
-        if any(path.iterdir()):
+        if any(p.name != lock.LOCK_NAME for p in path.iterdir()):
             raise RunExistsError(
                 f"{path}: not empty and not a study run folder; --force only replaces study "
                 "runs, choose another --out"
@@ -116,13 +117,21 @@ def run_study(
     """
     out = Path(out)
     if force and out.is_dir():
-        clear_owned(out)
-    run = RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
-                           resume=True)
-    ctx = StudyContext(run, cfg)
-    seed_everything(int(cfg["seed"]))
-    stage_list = stages if stages is not None else build_stages(cfg)
-    results = run_stages(run, stage_list, ctx, stop_after=stop_after)
-    report = write_report(run, cfg, stage_results=results)
+        lock.acquire(out)  # before clearing: never clear what another running study writes
+        try:
+            clear_owned(out)
+            run = RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
+                                   resume=True)
+        finally:
+            lock.release(out)  # the run folder holds its own count of the lock
+    else:
+        run = RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
+                               resume=True)
+    with run:
+        ctx = StudyContext(run, cfg)
+        seed_everything(int(cfg["seed"]))
+        stage_list = stages if stages is not None else build_stages(cfg)
+        results = run_stages(run, stage_list, ctx, stop_after=stop_after)
+        report = write_report(run, cfg, stage_results=results)
     return report, results
 
