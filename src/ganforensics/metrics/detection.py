@@ -14,12 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
 from ganforensics.metrics.threshold import calibrate_threshold
 
@@ -41,12 +35,17 @@ def _at_threshold(labels: np.ndarray, probs: np.ndarray, t: float) -> dict[str, 
 
 def roc_points(labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """ROC curve points (fpr, tpr, threshold) as scikit-learn computes them."""
+    # sklearn.metrics is imported where it is used: it adds ~1 s to every command's start-up
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(labels, probs, pos_label=1, drop_intermediate=False)
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
 
 
 def pr_points(labels: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     """Precision-recall curve points (recall, precision, threshold)."""
+    from sklearn.metrics import precision_recall_curve  # see roc_points
+
     prec, rec, thr = precision_recall_curve(labels, probs, pos_label=1)
     return pd.DataFrame({"recall": rec, "precision": prec, "threshold": np.append(thr, np.nan)})
 
@@ -95,6 +94,8 @@ def detection_metrics(
     }
     two = out["n_real"] > 0 and out["n_fake"] > 0
     if two:
+        from sklearn.metrics import average_precision_score, roc_auc_score  # see roc_points
+
         fpr, tpr, _ = roc_points(y, p).to_numpy().T
         out["ap"] = float(average_precision_score(y, p))
         out["auc"] = float(roc_auc_score(y, p))

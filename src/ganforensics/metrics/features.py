@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from ganforensics import console
@@ -143,6 +142,9 @@ class _InceptionPool3(nn.Module):
                 "the Inception extractor from a .pth file needs the pytorch-fid package "
                 "(pip install pytorch-fid)"
             ) from None
+
+        # torchvision's model zoo takes ~2 s to import; only this extractor needs it
+        import torchvision
 
         net = torchvision.models.inception_v3(
             num_classes=1008, aux_logits=False, weights=None, init_weights=False
