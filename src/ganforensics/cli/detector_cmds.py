@@ -27,6 +27,7 @@ from ganforensics.evaluate import detection
 from ganforensics.evaluate.predict import DEFAULT_BATCH_SIZE, predict_inputs
 from ganforensics.io.atomic import atomic_path, to_json
 from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
+from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 from ganforensics.seeding import DEFAULT_SEED
 
 KINDS = (CNNDetector.kind, *spectral.KINDS)
@@ -136,7 +137,7 @@ def import_cmd(
     out_dir: Path = typer.Option(None, "--out", help="Model folder to write. Required."),
     crop: bool = typer.Option(False, "--crop/--no-crop",
                               help="Centre-crop 224 before scoring (default: whole image)."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0,
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", min=0.0, max=1.0,
                                     help="Decision threshold to store."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model folder."),
 ) -> None:

@@ -24,7 +24,7 @@ from ganforensics.explain import (
     overlay,
     read_ranking,
 )
-from ganforensics.explain.cam import resolve_layer
+from ganforensics.explain.cam import OVERLAY_ALPHA, resolve_layer
 from ganforensics.explain.ffrs import DEFAULT_MAX_SAMPLES, TOPK_RATIO
 from ganforensics.explain.inputs import load_inputs
 from ganforensics.explain.masking import POSITIONS, RANDOM_DRAWS
@@ -238,7 +238,7 @@ def cam_cmd(
     layer: str = typer.Option(
         None, "--layer", help="Module name (default: the detector's feature_layer)."
     ),
-    alpha: float = typer.Option(0.5, "--alpha", help="Heatmap opacity in the overlay."),
+    alpha: float = typer.Option(OVERLAY_ALPHA, "--alpha", help="Heatmap opacity in the overlay."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
 ) -> None:
     """Grad-CAM heatmaps of the fake logit at the detector's feature layer, as overlays.

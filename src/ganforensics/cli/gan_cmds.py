@@ -18,10 +18,11 @@ from ganforensics.gan.config import (
     GanConfig,
     preset,
 )
-from ganforensics.gan.generate import generate
+from ganforensics.gan.generate import GENERATE_BATCH, generate
 from ganforensics.gan.nets import LAST_BLOCKS
 from ganforensics.gan.train import train_gan
 from ganforensics.io.atomic import to_json
+from ganforensics.metrics.features import FEATURE_BATCH
 from ganforensics.seeding import DEFAULT_SEED
 
 _D = GanConfig()
@@ -111,7 +112,7 @@ def generate_cmd(
                                  show_default=False),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed; image i uses a seed derived from it "
                              "(recorded per image)."),
-    batch: int = typer.Option(256, min=1, help="Images per forward pass."),
+    batch: int = typer.Option(GENERATE_BATCH, min=1, help="Images per forward pass."),
     split: str | None = typer.Option(None, help="Put all images in this split: train, val or "
                                      "test (default: 70/15/15 by contiguous seed range)."),
     force: bool = typer.Option(False, "--force", help="Replace the images of an earlier "
@@ -142,7 +143,7 @@ def fid_cmd(
                                   "weights are available, else the NON-STANDARD fallback)."),
     weights: Path | None = typer.Option(None, help="pytorch-fid's "
                                         "pt_inception-2015-12-05-6726825d.pth (local file)."),
-    batch: int = typer.Option(50, min=1, help="Images per forward pass."),
+    batch: int = typer.Option(FEATURE_BATCH, min=1, help="Images per forward pass."),
     cache_dir: Path | None = typer.Option(None, help="Stats cache folder (default "
                                           "~/.cache/ganforensics/fid-stats or "
                                           "$GANFORENSICS_CACHE)."),

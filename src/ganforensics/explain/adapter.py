@@ -19,6 +19,7 @@ from ganforensics.detectors.base import sigmoid  # noqa: F401  (re-exported)
 from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD, normalised_tensor
 from ganforensics.errors import InputError, UnsupportedModelError
 from ganforensics.io.images import shape_batches
+from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -43,7 +44,7 @@ class Explainable:
     preprocess: Preprocess = imagenet_preprocess
     norm_mean: tuple[float, float, float] = IMAGENET_MEAN
     norm_std: tuple[float, float, float] = IMAGENET_STD
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     feature_layer: str | None = None
     name: str = "model"
     meta: dict[str, Any] = field(default_factory=dict)

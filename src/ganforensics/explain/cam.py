@@ -81,7 +81,13 @@ def gradcam(
     return heatmaps, logits
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+OVERLAY_ALPHA = 0.5
+"""Heatmap opacity in a Grad-CAM overlay."""
+
+
+def overlay(
+    image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA
+) -> np.ndarray:
     """The heatmap (jet colours) blended over the image; enlarged to >= 256 px per side."""
     img = np.asarray(image, dtype=np.uint8)
     h, w = img.shape[:2]

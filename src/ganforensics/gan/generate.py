@@ -29,6 +29,8 @@ from ganforensics.io import lock
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.seeding import DEFAULT_SEED, derive_seed
 
+GENERATE_BATCH = 256
+"""Images per generator forward pass when sampling."""
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
 SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
 
@@ -66,7 +68,8 @@ def latents(z_dim: int, seeds: list[int]) -> torch.Tensor:
 
 
 def sample_images(
-    generator: Generator, n: int, seed: int = DEFAULT_SEED, *, batch: int = 256, start: int = 0
+    generator: Generator, n: int, seed: int = DEFAULT_SEED, *, batch: int = GENERATE_BATCH,
+    start: int = 0
 ) -> np.ndarray:
     """n images (N, H, W, 3) uint8 in memory; image i uses seed `image_seed(seed, start + i)`."""
     if n < 0:
@@ -103,7 +106,7 @@ def generate(
     out_dir: str | os.PathLike[str],
     *,
     seed: int = DEFAULT_SEED,
-    batch: int = 256,
+    batch: int = GENERATE_BATCH,
     split: str | None = None,
     progress: bool = True,
     force: bool = False,

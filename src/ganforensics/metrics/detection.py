@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ganforensics.metrics.threshold import calibrate_threshold
+from ganforensics.metrics.threshold import DEFAULT_THRESHOLD, calibrate_threshold
 
 FPR_TARGETS = (0.01, 0.05)
 
@@ -74,7 +74,7 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 def detection_metrics(
     labels: Sequence[int] | np.ndarray,
     probs: Sequence[float] | np.ndarray,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     *,
     oracle: bool = False,
 ) -> dict[str, float]:
@@ -120,7 +120,7 @@ def detection_metrics(
 
 def per_generator(
     df_scores: pd.DataFrame,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     *,
     oracle: bool = False,
     prob_col: str | None = None,

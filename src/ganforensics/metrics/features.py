@@ -30,6 +30,8 @@ from ganforensics import console
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
 from ganforensics.seeding import DEFAULT_SEED
 
+FEATURE_BATCH = 50
+"""Images per forward pass of a feature extractor (pytorch-fid's default batch size)."""
 NON_STANDARD = "NON-STANDARD"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PTH_SHA256_PREFIX = "6726825d"
@@ -273,7 +275,7 @@ def get_extractor(name: str = "fallback", weights: str | os.PathLike[str] | None
 def compute_features(
     images_uint8: np.ndarray | Sequence[np.ndarray],
     extractor: FeatureExtractor | str = "fallback",
-    batch: int = 50,
+    batch: int = FEATURE_BATCH,
 ) -> np.ndarray:
     """(N, D) float64 features of uint8 images, in batches."""
     ext = get_extractor(extractor) if isinstance(extractor, str) else extractor

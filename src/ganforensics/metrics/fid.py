@@ -29,7 +29,7 @@ from ganforensics.data.manifest import usable
 from ganforensics.errors import InputError
 from ganforensics.io.atomic import atomic_path
 from ganforensics.io.loading import iter_decoded, warn_bad_files
-from ganforensics.metrics.features import FeatureExtractor, compute_features
+from ganforensics.metrics.features import FEATURE_BATCH, FeatureExtractor, compute_features
 from ganforensics.metrics.kid import kid as kid_fn
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -173,7 +173,7 @@ def _warn_small(n: int, dim: int, name: str) -> list[str]:
     return []
 
 
-def stats_for_images(images: np.ndarray, extractor: FeatureExtractor, batch: int = 50,
+def stats_for_images(images: np.ndarray, extractor: FeatureExtractor, batch: int = FEATURE_BATCH,
                      name: str = "images") -> SetStats:
     """Stats of an in-memory uint8 stack (N, H, W, 3) (no cache)."""
     feats = compute_features(images, extractor, batch)
@@ -211,7 +211,7 @@ def stats_for_input(
     inp: str | os.PathLike[str],
     extractor: FeatureExtractor,
     *,
-    batch: int = 50,
+    batch: int = FEATURE_BATCH,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     progress: bool = True,
@@ -275,7 +275,7 @@ def compare(
     extractor: FeatureExtractor,
     *,
     with_kid: bool = False,
-    batch: int = 50,
+    batch: int = FEATURE_BATCH,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     kid_subsets: int = 100,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+DEFAULT_THRESHOLD = 0.5
+"""The decision threshold on P(fake) before (or without) calibration."""
+
 
 def calibrate_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
     """Threshold on P(fake) maximising balanced accuracy on validation data.

@@ -41,6 +41,7 @@ from ganforensics.spectral.spectra import (
     clean_profiles,
     durall_plan,
     durall_profiles,
+    group_by_size,
     mean_log_spectrum,
     resample_profiles,
 )
@@ -119,9 +120,7 @@ def spectra_of_images(
             raise InputError(f"unknown spectrum variant {v!r} (choose from {', '.join(VARIANTS)})")
     sizes = Counter((int(a.shape[0]), int(a.shape[1])) for a in images)
     (h, w), _ = sizes.most_common(1)[0]
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, a in enumerate(images):
-        by_size.setdefault((int(a.shape[0]), int(a.shape[1])), []).append(i)
+    by_size = group_by_size(images)
     profs: dict[str, np.ndarray] = {}
     freqs: dict[str, np.ndarray] = {}
     for v in variants:

@@ -35,9 +35,10 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
 
+from ganforensics.data.perturb import GRAY_WEIGHTS
 from ganforensics.errors import InputError
+from ganforensics.io.images import shape_batches
 
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 EPS = 1e-8
 DEFAULT_CHUNK_PIXELS = 1 << 19  # pixels per chunk (8 images of 256x256): stays in cache
 DEFAULT_WORKERS = 2
@@ -77,10 +78,11 @@ def as_stack(images: ImageStack) -> np.ndarray:
 
 def group_by_size(images: Sequence[np.ndarray]) -> dict[tuple[int, int], list[int]]:
     """Indices of the images of each (H, W), in first-seen order."""
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, img in enumerate(images):
-        groups.setdefault((int(img.shape[0]), int(img.shape[1])), []).append(i)
-    return groups
+    whole = max(1, len(images))
+    return {
+        (int(images[idx[0]].shape[0]), int(images[idx[0]].shape[1])): idx
+        for idx in shape_batches(images, whole, key=lambda shape: shape[:2])
+    }
 
 
 def to_gray(stack: np.ndarray, dtype: type = np.float64) -> np.ndarray:

@@ -18,6 +18,7 @@ from ganforensics.detectors.cnn.model import CNNDetector
 from ganforensics.detectors.cnn.weights import safe_torch_load
 from ganforensics.errors import UnsupportedModelError
 from ganforensics.io.images import file_sha256
+from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 
 
 def cnndetection_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -42,7 +43,7 @@ def cnndetection_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Ten
 
 
 def load_cnndetection_checkpoint(
-    path: str | os.PathLike[str], *, crop: bool = False, threshold: float = 0.5
+    path: str | os.PathLike[str], *, crop: bool = False, threshold: float = DEFAULT_THRESHOLD
 ) -> CNNDetector:
     """A `CNNDetector` (arch resnet50) from a CNNDetection `.pth` file.
 

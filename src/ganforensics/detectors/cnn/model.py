@@ -25,6 +25,7 @@ from ganforensics.detectors.cnn.archs import (
 from ganforensics.errors import InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
 from ganforensics.io.images import shape_batches
+from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 
 FORMAT_VERSION = 1
 CROP_POLICIES = ("center", "none")
@@ -59,7 +60,7 @@ class CNNDetector:
         norm_mean: Sequence[float] = IMAGENET_MEAN,
         norm_std: Sequence[float] = IMAGENET_STD,
         feature_layer: str | None = None,
-        threshold: float = 0.5,
+        threshold: float = DEFAULT_THRESHOLD,
         meta: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
         batch_size: int = 32,
