@@ -12,6 +12,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
+import ganforensics.detectors.cnn.train as cnn_train_mod
 import ganforensics.metrics.detection as detection_mod
 import ganforensics.metrics.threshold as threshold_mod
 from ganforensics.cli.main import app
@@ -128,6 +129,7 @@ def test_calibrated_threshold_never_sees_test_labels(monkeypatch):
 
     monkeypatch.setattr(threshold_mod, "calibrate_threshold", spy)
     monkeypatch.setattr(detection_mod, "calibrate_threshold", spy)
+    monkeypatch.setattr(cnn_train_mod, "calibrate_threshold", spy)
     val = _toy(16, 1)
     det = train_cnn_detector("small", "wang2020", _toy(32, 0), val, None, epochs=2,
                              batch_size=16, progress=False)
