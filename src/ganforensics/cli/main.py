@@ -14,6 +14,7 @@ from ganforensics.cli import (  # noqa: F401  (each module registers its command
     study_cmds,
 )
 from ganforensics.cli.apps import app
+from ganforensics.threads import THREADS_ENV, apply_threads, resolve_threads
 
 
 def _version(value: bool) -> None:
@@ -27,8 +28,14 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, show_default=False,
+        help=f"CPU threads for torch and BLAS (env {THREADS_ENV}; default: the cores this "
+        "process may use). On a busy shared machine 1 can be faster; recorded in env.json.",
+    ),
 ) -> None:
     """Forensics of CNN-generated (GAN) images."""
+    apply_threads(resolve_threads(threads))
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ import yaml
 from ganforensics.errors import RunExistsError
 from ganforensics.io import lock
 from ganforensics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
+from ganforensics.threads import current_threads
 
 _VERSIONED = (
     "ganforensics", "numpy", "scipy", "torch", "torchvision", "timm", "scikit-learn",
@@ -57,6 +58,7 @@ def environment(seed: int | None = None, device: str | None = None) -> dict[str,
         "cpu_count": os.cpu_count(),
         "seed": seed,
         "device": device,
+        "threads": current_threads(),
         "versions": package_versions(),
     }
 
