@@ -100,6 +100,26 @@ def test_evaluate_writes_tidy_outputs_and_per_generator_metrics(tmp_path, rng):
     assert (res.n_errors, res.n_unlabelled) == (0, 0)
 
 
+def test_evaluate_gives_seeded_bootstrap_intervals_per_generator(tmp_path, rng):
+    manifest = _write_set(tmp_path / "data", rng, n=30)
+    res = evaluate_detector(BrightnessDetector(), manifest, progress=False, resamples=500)
+    t = res.metrics.set_index("generator")
+    for g in ("ganA", "ganB", "all"):
+        for m in ("ap", "auc", "acc_cal"):
+            assert t.loc[g, f"{m}_lo"] <= t.loc[g, m] <= t.loc[g, f"{m}_hi"], (g, m)
+    # ganB overlaps the reals: its AP is less certain than ganA's, which is near 1
+    assert (t.loc["ganB", "ap_hi"] - t.loc["ganB", "ap_lo"]) > (
+        t.loc["ganA", "ap_hi"] - t.loc["ganA", "ap_lo"])
+    assert np.isnan(t.loc["mean", "ap_lo"])
+    again = evaluate_detector(BrightnessDetector(), manifest, progress=False, resamples=500)
+    pd.testing.assert_frame_equal(res.metrics, again.metrics)
+    other = evaluate_detector(BrightnessDetector(), manifest, progress=False, resamples=500,
+                              seed=7)
+    assert not np.allclose(other.metrics["ap_lo"].dropna(), res.metrics["ap_lo"].dropna())
+    none = evaluate_detector(BrightnessDetector(), manifest, progress=False, resamples=0)
+    assert "ap_lo" not in none.metrics.columns
+
+
 def test_bad_test_files_are_left_out_not_fatal(tmp_path, rng):
     manifest = _write_set(tmp_path / "d", rng, n=6)
     (tmp_path / "d" / "ganA" / "0.png").write_bytes(b"")

@@ -27,6 +27,7 @@ from ganforensics.evaluate import detection
 from ganforensics.evaluate.predict import DEFAULT_BATCH_SIZE, predict_inputs
 from ganforensics.io.atomic import atomic_path, to_json
 from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
+from ganforensics.metrics.bootstrap import DEFAULT_RESAMPLES
 from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -232,6 +233,10 @@ def evaluate_cmd(
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    resamples: int = typer.Option(DEFAULT_RESAMPLES, "--resamples", min=0,
+                                  help="Bootstrap resamples of the test images for 95 % "
+                                  "intervals of AP, AUC and calibrated accuracy (0 = none)."),
+    seed: int = typer.Option(DEFAULT_SEED, help="Seed of the bootstrap resamples."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a detector per generator (each fake generator vs all reals, and the mean over
@@ -254,13 +259,14 @@ def evaluate_cmd(
         det.to(check_device(device))
     res = detection.evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
                             threshold=threshold, oracle=oracle, batch_size=batch_size,
-                            workers=workers, force=force)
+                            workers=workers, force=force, resamples=resamples, seed=seed)
     table = res.metrics
     if as_json:
         out(table.to_json(orient="records"))
     else:
-        cols = [c for c in ("condition", "generator", "n_real", "n_fake", "ap", "auc",
-                            "acc_05", "bacc_05", "bacc_cal", "eer", "tpr_at_fpr_5")
+        cols = [c for c in ("condition", "generator", "n_real", "n_fake", "ap", "ap_lo",
+                            "ap_hi", "auc", "auc_lo", "auc_hi", "acc_05", "acc_cal",
+                            "acc_cal_lo", "acc_cal_hi", "bacc_cal", "eer", "tpr_at_fpr_5")
                 if c in table.columns]
         out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         info(f"threshold {res.threshold:.4f} ({res.threshold_source})"

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ganforensics.metrics.bootstrap import bootstrap_intervals, interval_columns
 from ganforensics.metrics.threshold import DEFAULT_THRESHOLD, calibrate_threshold
+from ganforensics.seeding import DEFAULT_SEED, derive_seed
 
 FPR_TARGETS = (0.01, 0.05)
 
@@ -124,11 +126,16 @@ def per_generator(
     *,
     oracle: bool = False,
     prob_col: str | None = None,
+    resamples: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> pd.DataFrame:
     """Metrics of each fake generator against all reals, plus `mean` (over generators) and
     `all` (every fake pooled) rows.
 
-    `df_scores` needs `label`, `generator` and a score column (`prob_fake` or `prob`).
+    `df_scores` needs `label`, `generator` and a score column (`prob_fake` or `prob`). With
+    `resamples` > 0, each generator row and the `all` row get bootstrap 95 % intervals of AP,
+    AUC and accuracy at `threshold` (`metrics.bootstrap`; seeded per generator from `seed`);
+    the `mean` row's intervals are NaN (a mean over generators has no interval here yet).
     """
     col = prob_col or ("prob_fake" if "prob_fake" in df_scores.columns else "prob")
     for need in ("label", "generator", col):
@@ -142,13 +149,21 @@ def per_generator(
     rows = []
     for g in sorted(set(gens[~real])):
         m = real | ((gens == g) & ~real)
-        rows.append({"generator": g, **detection_metrics(labels[m], probs[m], threshold,
-                                                         oracle=oracle)})
+        row = {"generator": g, **detection_metrics(labels[m], probs[m], threshold, oracle=oracle)}
+        if resamples > 0:
+            row |= bootstrap_intervals(labels[m], probs[m], threshold, resamples=resamples,
+                                       seed=derive_seed(seed, "bootstrap", g))
+        rows.append(row)
     table = pd.DataFrame(rows)
     if len(table):
         numeric = table.drop(columns=["generator"]).mean(numeric_only=True)
         mean_row = {"generator": "mean", **numeric.to_dict()}
         mean_row.update(n=int(len(labels)), n_real=int(real.sum()), n_fake=int((~real).sum()))
+        # a mean of interval ends is no interval of the mean
+        mean_row.update(dict.fromkeys(set(interval_columns()) & set(mean_row), math.nan))
         table = pd.concat([table, pd.DataFrame([mean_row])], ignore_index=True)
     all_row = {"generator": "all", **detection_metrics(labels, probs, threshold, oracle=oracle)}
+    if resamples > 0:
+        all_row |= bootstrap_intervals(labels, probs, threshold, resamples=resamples,
+                                       seed=derive_seed(seed, "bootstrap", "all"))
     return pd.concat([table, pd.DataFrame([all_row])], ignore_index=True)

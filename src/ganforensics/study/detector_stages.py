@@ -152,7 +152,8 @@ def stage_robustness(ctx: StudyContext) -> dict[str, Any]:
     # force: this folder belongs to the stage (a rerun after an interruption redoes it)
     res = evaluate_detector(det, test, grid=ctx.cfg["evaluate"]["grid"],
                             out=ctx.path / "eval" / "cnn-robustness", force=True,
-                            progress=progress_enabled())
+                            progress=progress_enabled(),
+                            resamples=0)  # intervals in the study: issue 13, not yet
     table = checked(res.metrics, ROBUSTNESS_COLUMNS, ROBUSTNESS_TABLE)
     ctx.run.write_csv(ROBUSTNESS_TABLE, table)
     plot = ctx.path / "eval" / "cnn-robustness" / "robustness_ap.png"
