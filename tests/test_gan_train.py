@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.torch import load_file
 from skimage import data
 from typer.testing import CliRunner
@@ -21,7 +22,13 @@ from ganforensics.data.manifest import new_manifest, write_manifest
 from ganforensics.errors import InputError, RunExistsError, RunInUseError
 from ganforensics.gan.config import preset
 from ganforensics.gan.data import load_training_images
-from ganforensics.gan.generate import generate, load_generator, sample_images
+from ganforensics.gan.generate import (
+    generate,
+    image_seed,
+    latents,
+    load_generator,
+    sample_images,
+)
 from ganforensics.gan.train import BatchSampler, train_gan
 from ganforensics.io.atomic import save_png_atomic
 from hostile import write_undecodable
@@ -73,7 +80,10 @@ def test_run_folder_contents(tmp_path: Path) -> None:
     imgs = sample_images(gen, 5, seed=7)
     assert imgs.shape == (5, 32, 32, 3) and imgs.dtype == np.uint8
     assert np.array_equal(imgs[3:], sample_images(gen, 2, seed=7, start=3))
-    assert not np.array_equal(imgs, sample_images(gen, 5, seed=8))
+    # six tiny steps leave G's outputs within one grey level of 0, so compare them in float
+    with torch.no_grad():
+        z7, z8 = (latents(gen.z_dim, [image_seed(s, i) for i in range(5)]) for s in (7, 8))
+        assert not torch.equal(gen(z7), gen(z8))
     with pytest.raises(RunExistsError):
         train_gan(_tiny(steps=7), _patches(), run, progress=False)
 
