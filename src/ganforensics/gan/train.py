@@ -79,7 +79,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _deterministic() -> Iterator[None]:
+def deterministic() -> Iterator[None]:
     prev = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
@@ -88,7 +88,7 @@ def _deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(prev)
 
 
-def _to_tensor(stack: np.ndarray) -> torch.Tensor:
+def images_to_tensor(stack: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
     x = torch.from_numpy(stack).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     return x.contiguous(memory_format=MEMORY_FORMAT)
@@ -183,7 +183,7 @@ def _start(config: GanConfig, run: RunFolder, stack: np.ndarray, resume: bool
     loss_rows = _read_losses(run.path / "losses.csv", start)
     tr = _Training(
         config, run, device, gen, disc, opt_g, opt_d,
-        real_all=_to_tensor(stack),
+        real_all=images_to_tensor(stack),
         sampler=BatchSampler(len(stack), config.batch, config.seed),
         fixed_z=torch.randn(GRID * GRID, config.z_dim,
                             generator=_torch_gen(config.seed, "fixed")),
@@ -246,7 +246,7 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
                              info="")
     t0 = time.perf_counter()
     try:
-        with _deterministic():
+        with deterministic():
             for step in range(start, end):
                 losses = _step(tr, step)
                 done = step + 1
