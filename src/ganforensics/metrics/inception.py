@@ -59,7 +59,9 @@ def tf1_resize(x: torch.Tensor, size: int = INCEPTION_SIZE) -> torch.Tensor:
 
 def _ort_session(net: nn.Module, threads: int) -> Any:
     """An ONNX Runtime session of `net` (exported in memory), or None with a warning."""
-    try:  # optional at run time: without onnxruntime (or onnx, for the export) torch runs it
+    # imported here: optional at run time (without onnxruntime, or onnx for the export, torch
+    # runs the network) and 0.12 s to import, paid only when features are computed
+    try:
         import onnxruntime as ort
     except ImportError:
         console.warn("onnxruntime is not installed: Inception features run through torch "
@@ -78,6 +80,9 @@ def _ort_session(net: nn.Module, threads: int) -> Any:
         opts.inter_op_num_threads = 1
         # idle threads sleep instead of spinning: a busy neighbour then stalls them less
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no memory arena: it kept the largest batch's activations (peak RSS of 100 features
+        # at batch 50: 2.5 GB with it, 1.7 GB without, same speed; docs/benchmarks.md)
+        opts.enable_cpu_mem_arena = False
         opts.log_severity_level = 3
         return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any export / runtime failure: torch still works
