@@ -91,3 +91,23 @@ def test_kid_warns_when_every_subset_is_the_whole_set(capsys) -> None:
     assert std < 1e-12 and "kid_std is 0" in capsys.readouterr().err
     kid(a, b[:30], subsets=5, subset_size=1000, seed=0)  # subsets of `a` differ: no warning
     assert "kid_std" not in capsys.readouterr().err
+
+
+def test_pivoted_cholesky_route_is_exact_on_rank_deficient_covariances() -> None:
+    from ganforensics.metrics import fid as fidm
+
+    rng = np.random.default_rng(6)
+    f1, f2 = rng.standard_normal((12, 300)), rng.standard_normal((15, 300)) + 0.2
+    (_, s1), (_, s2) = feature_stats(f1), feature_stats(f2)
+    a = fidm._psd_factor(s1)
+    assert a.shape == (300, 11)  # rank n - 1: an r-column factor, not a 300 x 300 one
+    assert np.allclose(a @ a.T, s1, atol=1e-10)
+    # reference from the exact factor (centred features / sqrt(n - 1)): no round-off rank
+    centred = (f1 - f1.mean(0)) / np.sqrt(len(f1) - 1)
+    ev = np.linalg.eigvalsh(centred @ s2 @ centred.T)
+    exact = np.sqrt(np.clip(ev, 0, None)).sum()
+    assert fidm._trace_sqrt_product(s1, s2) == pytest.approx(exact, rel=1e-8)
+    # the eigh route's round-off eigenvalues of the singular S1 add a little (~1e-7 here)
+    root = fidm._sqrtm_psd(s1)
+    via_eigh = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+    assert via_eigh == pytest.approx(exact, rel=1e-5)

