@@ -64,7 +64,8 @@ _MINIMUM: dict[str, int] = {
     "fakes.n_train": 1, "fakes.n_val": 1, "fakes.n_test": 2, "quality.kid_subsets": 1,
     "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
     "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
-    "explain.random_draws": 1, "explain.n_samples": 1,
+    "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
+    "quality.fid_resamples": 0,
 }
 
 
