@@ -62,10 +62,14 @@ def with_interval(value: Any, lo: Any, hi: Any) -> str:
 
 
 def with_spread(value: Any, sd: Any) -> str:
-    """`123.4 ± 5.6`; the value alone when the spread is missing."""
-    if math.isnan(_number(sd)):
+    """`123.4 ± 5.6`; the value alone when the spread is missing; a spread at round-off level
+    (equal values differing in the last bits) as 0."""
+    spread = _number(sd)
+    if math.isnan(spread):
         return fmt(value)
-    return f"{fmt(value)} ± {fmt(_number(sd))}"
+    if abs(spread) < 1e-12 * max(1.0, abs(_number(value))):
+        spread = 0.0
+    return f"{fmt(value)} ± {fmt(spread)}"
 
 
 def rule_text(rule: ClaimRule = CLAIM_RULE) -> str:
