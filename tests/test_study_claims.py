@@ -39,7 +39,10 @@ def test_the_bars_are_ordered_and_within_ap_range() -> None:
 def test_cells_show_intervals_and_spreads() -> None:
     assert with_interval(0.96, 0.93, 0.98) == "0.960 [0.930, 0.980]"
     assert with_interval(0.96, math.nan, 0.98) == "0.960"
-    assert with_spread(123.456, 4.5) == "123.5 ± 4.500"
+    assert with_spread(123.456, 4.56) == "123.5 ± 4.6"  # the value's decimals
+    assert with_spread(0.274, 0.00439) == "0.274 ± 0.004"
+    assert with_spread(0.005, 0.001) == "5.00e-03 ± 1.00e-03"
+    assert with_spread(1.0, 1.1e-16) == "1.000 ± 0.000"  # round-off spread
     assert with_spread(0.5, None) == "0.500"
 
 

@@ -54,11 +54,19 @@ def claim(ap_lo: Any, ap_hi: Any, rule: ClaimRule = CLAIM_RULE) -> str:
     return "uncertain"
 
 
+def _like(x: float, value: Any) -> str:
+    """`x` with as many decimals as `fmt` gives `value` (a spread or interval end beside it)."""
+    v = abs(_number(value))
+    if math.isnan(v) or (v != 0 and v < 0.01):
+        return fmt(x)
+    return f"{x:.1f}" if v >= 100 else f"{x:.3f}"
+
+
 def with_interval(value: Any, lo: Any, hi: Any) -> str:
     """`0.960 [0.930, 0.980]`; the value alone when an end is missing."""
     if math.isnan(_number(lo)) or math.isnan(_number(hi)):
         return fmt(value)
-    return f"{fmt(value)} [{fmt(_number(lo))}, {fmt(_number(hi))}]"
+    return f"{fmt(value)} [{_like(_number(lo), value)}, {_like(_number(hi), value)}]"
 
 
 def with_spread(value: Any, sd: Any) -> str:
@@ -69,7 +77,7 @@ def with_spread(value: Any, sd: Any) -> str:
         return fmt(value)
     if abs(spread) < 1e-12 * max(1.0, abs(_number(value))):
         spread = 0.0
-    return f"{fmt(value)} ± {fmt(spread)}"
+    return f"{fmt(value)} ± {_like(spread, value)}"
 
 
 def rule_text(rule: ClaimRule = CLAIM_RULE) -> str:

@@ -79,7 +79,9 @@ CAPTIONS = {
                  "threshold-free; accuracies use the calibrated threshold. Brackets: 95 % "
                  "bootstrap intervals over {resamples} resamples of the test images (reals and "
                  "fakes resampled separately); they cover the sampling of the test set, not the "
-                 "randomness of training (for that, run several seeds).",
+                 "randomness of training (for that, run several seeds). They are percentile "
+                 "intervals: where a detector's scores are tied or rank the fakes below the "
+                 "reals, one can sit beside the point value.",
     "claims": "How each detector fares on each setup, worded from the AP interval only: "
               "{claim_rule}.",
     "bypass": "Fraction of each setup's fakes that a detector trained on {bypass_n} real + "
