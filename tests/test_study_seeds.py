@@ -4,6 +4,9 @@ resume, the aggregate tables (mean / sd across seeds) and the top-level report."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.errors import ConfigError
+from ganforensics.errors import ConfigError, RunInUseError
 from ganforensics.study.config import load_config, parse_seeds
 from ganforensics.study.seeds import (
     AGGREGATES,
@@ -22,6 +25,7 @@ from ganforensics.study.seeds import (
     seed_dir,
 )
 from ganforensics.study.stages import Stage
+from test_study_resume import _HOLD, _SRC  # the helper process that holds a folder's lock
 
 TINY = {"data": {"max_patches": 240},
         "gan": {"setups": ["BASELINE", "N.1.5"], "steps": 8, "checkpoint_every": 4,
@@ -150,3 +154,21 @@ def test_two_seed_study_end_to_end(tmp_path) -> None:
     _, again = run_studies(cfg, out)
     assert {r.status for r in again} == {"cached"} and len(again) == len(results)
     assert (out / "tables" / "detection.csv").read_bytes() == before
+
+
+def test_force_never_removes_a_seed_folder_another_process_is_running(tmp_path) -> None:
+    cfg = load_config({"seeds": [5]}, preset="quick")
+    run_seeds(cfg, tmp_path / "run", stages=_counting_stages({}, set()))
+    seed = tmp_path / "run" / seed_dir(5)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": _SRC + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunInUseError):
+            run_seeds(load_config({"seeds": [6]}, preset="quick"), tmp_path / "run",
+                      force=True, stages=_counting_stages({}, set()))
+        assert (seed / "stages" / "a.done").exists()
+    finally:
+        holder.communicate("", timeout=30)

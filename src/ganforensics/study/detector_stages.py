@@ -115,7 +115,9 @@ def stage_detection(ctx: StudyContext) -> dict[str, Any]:
         ctx.run.write_csv(scores_file(kind), scores)
         table = per_generator(scores, float(det.threshold), resamples=resamples,
                               seed=derive_seed(ctx.seed, "detection", kind))
-        table = table.reindex(columns=["generator", *_METRICS, *interval_columns()])
+        for col in interval_columns():  # absent when resamples is 0
+            if col not in table.columns:
+                table[col] = np.nan
         table.insert(0, "detector", kind)
         frames.append(table)
     table = checked(pd.concat(frames, ignore_index=True), DETECTION_COLUMNS, DETECTION_TABLE)

@@ -105,7 +105,11 @@ def clear_owned(path: Path) -> None:
         (path / name).unlink(missing_ok=True)
     for p in path.iterdir():
         if p.is_dir() and SEED_DIR.fullmatch(p.name) and is_study_run(p):
-            shutil.rmtree(p)
+            lock.acquire(p)  # never remove a seed's study another process is running
+            try:
+                shutil.rmtree(p)
+            finally:
+                lock.release(p)
 
 
 def open_run(out: str | Path, cfg: dict[str, Any], *, force: bool = False) -> RunFolder:
