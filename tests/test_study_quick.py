@@ -4,6 +4,7 @@ its checkpoint after an interruption. Both are slow (minutes / tens of seconds).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,12 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     for fname, columns in TABLE_COLUMNS.items():
         assert tuple(pd.read_csv(out / fname).columns) == columns, fname
     assert GENERIC_VIEW_NOTE not in page
+    # intervals: detection cells "0.960 [0.930, 0.980]", FID "123.4 ± 5.6", claims worded
+    det_sec = page.split('<section id="detection">')[1].split("</section>")[0]
+    assert re.search(r">[01]\.\d{3} \[[01]\.\d{3}, [01]\.\d{3}\]</td>", det_sec)
+    assert re.search(r">(catches|partly|misses|uncertain)</td>", det_sec)
+    qual_sec = page.split('<section id="quality">')[1].split("</section>")[0]
+    assert re.search(r">\d+\.\d+ ± \d", qual_sec)
     quality = results["sections"]["quality"]["tables"]["tables/quality.csv"]
     assert [r["setup"] for r in quality] == setups
     # the discrepancy restated from the per-bin mean profiles of tables/spectra_profiles.csv

@@ -142,7 +142,7 @@ def test_report_has_every_section_inlined_and_traceable(tmp_path, rng) -> None:
     # the key numbers restate table values, naming their file
     q = pd.read_csv(run.path / "tables/quality.csv")
     lo = q.loc[q["fid"].idxmin()]
-    assert f"FID ranges from {lo['fid']:.3f} ({lo['setup']})" in page
+    assert f"FID ranges from {lo['fid']:.3f} ± {lo['fid_sd']:.3f} ({lo['setup']})" in page
     results = json.loads((run.path / "results.json").read_text())
     assert results["problems"] == []
     assert all(results["sections"][s]["status"] == "ok" for s in SECTIONS)
@@ -206,12 +206,16 @@ def test_every_section_uses_its_own_layout_and_states_its_key_numbers(tmp_path, 
     # one key number per section that has any, each naming its file
     overview = _section(page, "overview")
     for text in ("FID ranges from", "Spectral discrepancy from real, smallest to largest",
-                 "spectral-decay: AP", "cnn: AP", "Bypass (spectral-profile): detection rates",
+                 "spectral-decay: ", "cnn: ", "Bypass (spectral-profile): detection rates",
                  "CNN mean AP on RGB", "Masking the FF-RS top-k maps"):
         assert text in overview, text
     det = pd.read_csv(run.path / DETECTION_TABLE)
-    base = det[(det["detector"] == "cnn") & (det["generator"] == "BASELINE")]["ap"].iloc[0]
-    assert f"cnn: AP {base:.3f} on BASELINE (the training setup)" in overview
+    base = det[(det["detector"] == "cnn") & (det["generator"] == "BASELINE")].iloc[0]
+    assert (f"BASELINE (training setup) AP {base['ap']:.3f} [{base['ap_lo']:.3f}, "
+            f"{base['ap_hi']:.3f}]") in overview
+    # the detection and quality tables show intervals / spreads
+    assert re.search(r">0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]</td>", _section(page, "detection"))
+    assert re.search(r">\d+\.\d+ ± \d\.\d{3}</td>", _section(page, "quality"))
 
 
 def test_a_renamed_column_falls_back_to_the_generic_view(tmp_path, rng) -> None:

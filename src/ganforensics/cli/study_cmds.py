@@ -9,14 +9,27 @@ import typer
 from ganforensics.cli.apps import app
 from ganforensics.console import out
 from ganforensics.io.runs import dump_yaml
-from ganforensics.study.config import load_config
-from ganforensics.study.pipeline import run_study
+from ganforensics.study.config import PRESETS, load_config, parse_seeds
+from ganforensics.study.seeds import run_studies
 
 DEMO_OUT = Path("ganforensics-demo")
+_PRESET_HELP = (f"A packaged preset ({', '.join(p for p in PRESETS if p != 'default')}), "
+                "applied after --quick and before the config file; seeds3 = three seeds "
+                "(2021, 2022, 2023). Repeatable.")
+_SEEDS_HELP = ("Comma-separated seeds (e.g. 2021,2022,2023): each runs as its own study in "
+               "OUT/seed-N/, then OUT/report.html shows mean ± sd across seeds.")
+
+
+def _presets(quick: bool, presets: list[str] | None) -> list[str]:
+    return (["quick"] if quick else []) + list(presets or [])
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    return None if text is None else parse_seeds(text)
 
 
 def _run(cfg: dict, out_dir: Path, force: bool, stop_after: str | None) -> None:
-    report, results = run_study(cfg, out_dir, force=force, stop_after=stop_after)
+    report, results = run_studies(cfg, out_dir, force=force, stop_after=stop_after)
     failed = [r.name for r in results if r.status == "failed"]
     skipped = [r.name for r in results if r.status == "skipped"]
     if failed or skipped:
@@ -32,6 +45,8 @@ def demo(
                                  help="Run folder (created; rerun the same command to resume)."),
     quick: bool = typer.Option(False, "--quick",
                                help="The quick preset (CI smoke test, about 3 minutes)."),
+    preset: list[str] = typer.Option(None, "--preset", help=_PRESET_HELP),
+    seeds: str = typer.Option(None, "--seeds", help=_SEEDS_HELP),
     force: bool = typer.Option(False, "--force",
                                help="Start over in a folder that holds a run (clears its "
                                     "study folders first)."),
@@ -49,9 +64,14 @@ def demo(
     Interrupted? Rerun the same command: finished stages are skipped and GAN training resumes
     from its last checkpoint. The last line on stdout says where the report is.
 
+    Several seeds: --preset seeds3 (or --seeds 2021,2022,2023) runs each seed as its own
+    study in OUT/seed-N/ and writes OUT/report.html with mean ± sd across seeds.
+
     Example: ganforensics demo --out runs/demo
+
+    Example: ganforensics demo --quick --preset seeds3 --out runs/demo-3seeds
     """
-    cfg = load_config(preset="quick" if quick else "default")
+    cfg = load_config(preset=_presets(quick, preset), seeds=_seeds(seeds))
     _run(cfg, out_dir, force, stop_after)
 
 
@@ -61,6 +81,8 @@ def study(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder (rerun to resume)."),
     quick: bool = typer.Option(False, "--quick",
                                help="Apply the overrides on top of the quick preset."),
+    preset: list[str] = typer.Option(None, "--preset", help=_PRESET_HELP),
+    seeds: str = typer.Option(None, "--seeds", help=_SEEDS_HELP + " Overrides `seeds`."),
     force: bool = typer.Option(False, "--force",
                                help="Start over in a folder that holds a run with another "
                                     "config."),
@@ -84,16 +106,17 @@ def study(
 
     Example: ganforensics study my.yaml --out runs/my-study
     """
-    cfg = load_config(config, preset="quick" if quick else "default")
+    cfg = load_config(config, preset=_presets(quick, preset), seeds=_seeds(seeds))
     _run(cfg, out_dir, force, stop_after)
 
 
 @app.command("study-defaults")
 def study_defaults(
     quick: bool = typer.Option(False, "--quick", help="Show the quick preset resolved."),
+    preset: list[str] = typer.Option(None, "--preset", help=_PRESET_HELP),
 ) -> None:
     """Print the resolved default study config (YAML) to start an override file from.
 
     Example: ganforensics study-defaults > my.yaml  (then delete the keys you keep)
     """
-    out(dump_yaml(load_config(preset="quick" if quick else "default")))
+    out(dump_yaml(load_config(preset=_presets(quick, preset))))

@@ -323,3 +323,62 @@ def compare(
                    kid_subset_size=min(kid_subset_size, len(sa.features), len(sb.features)),
                    kid_seed=seed)
     return res
+
+
+
+def _weighted_fid(g: np.ndarray, f1: np.ndarray, f2: np.ndarray, sq1: np.ndarray,
+                  sq2: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> float:
+    """FID of the sets holding row i of `f1` w1[i] times and row j of `f2` w2[j] times, from
+    the cross Gram matrix g = f1 f2^T and the squared row norms (no D x D matrix).
+
+    With X1, X2 the centred (repeated) rows, S1 S2 = X1^T M X2 / c with M = X1 X2^T and
+    c = (N1 - 1)(N2 - 1), whose non-zero eigenvalues are those of M M^T / c: Tr((S1 S2)^(1/2))
+    is the sum of the singular values of M over sqrt(c), the same value as `frechet_distance`.
+    Repeated rows enter M once, scaled by the square root of their count.
+    """
+    n1, n2 = float(w1.sum()), float(w2.sum())
+    mu1, mu2 = w1 @ f1 / n1, w2 @ f2 / n2
+    k1, k2 = np.flatnonzero(w1), np.flatnonzero(w2)
+    m = g[np.ix_(k1, k2)] - np.outer(f1[k1] @ mu2, np.ones(len(k2)))
+    m -= (f2[k2] @ mu1)[None, :] - float(mu1 @ mu2)
+    m *= np.sqrt(w1[k1])[:, None] * np.sqrt(w2[k2])[None, :]
+    tr1 = (float(w1 @ sq1) - n1 * float(mu1 @ mu1)) / (n1 - 1)
+    tr2 = (float(w2 @ sq2) - n2 * float(mu2 @ mu2)) / (n2 - 1)
+    tr_cov = float(np.linalg.svd(m, compute_uv=False).sum()) / np.sqrt((n1 - 1) * (n2 - 1))
+    diff = mu1 - mu2
+    return max(0.0, float(diff @ diff) + tr1 + tr2 - 2.0 * tr_cov)
+
+
+def fid_bootstrap(
+    real_feats: np.ndarray, fake_feats: np.ndarray, resamples: int, seed: int = DEFAULT_SEED
+) -> np.ndarray:
+    """FID of `resamples` bootstrap resamples of the feature rows (each set resampled with
+    replacement to its own size, real then fake indices from one seeded generator): their
+    spread is the sampling spread of the FID estimate at these set sizes, not another FID.
+    No network pass is repeated; with fewer rows than dimensions the (N, N) route of
+    `_weighted_fid` replaces the D x D covariances.
+
+    Resampling repeats rows, which lowers the effective sample size, so the resampled FIDs sit
+    above the full-set FID (FID is biased upwards at small N): read their standard deviation
+    as the spread, not their percentiles as an interval around the FID.
+    """
+    f1 = np.asarray(real_feats, dtype=np.float64)
+    f2 = np.asarray(fake_feats, dtype=np.float64)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise InputError(f"FID bootstrap: need two (N >= 2, D) feature arrays with equal D, "
+                         f"got {f1.shape} and {f2.shape}")
+    rng = np.random.default_rng(seed)
+    n1, n2 = len(f1), len(f2)
+    small = min(n1, n2) < f1.shape[1]
+    if small:
+        g, sq1, sq2 = f1 @ f2.T, np.einsum("ij,ij->i", f1, f1), np.einsum("ij,ij->i", f2, f2)
+    out = np.empty(int(resamples))
+    for i in range(int(resamples)):
+        i1, i2 = rng.integers(0, n1, n1), rng.integers(0, n2, n2)
+        if small:
+            out[i] = _weighted_fid(g, f1, f2, sq1, sq2, np.bincount(i1, minlength=n1)
+                                   .astype(np.float64), np.bincount(i2, minlength=n2)
+                                   .astype(np.float64))
+        else:
+            out[i] = frechet_distance(*feature_stats(f1[i1]), *feature_stats(f2[i2]))
+    return out

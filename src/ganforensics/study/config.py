@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,15 @@ from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
 from ganforensics.metrics.features import EXTRACTORS
 from ganforensics.spectral.classifiers import CLASSIFIERS
 
-PRESETS = ("default", "quick")
+PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml"}
+"""Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
+given, before a config file)."""
 
 # keys whose default is null (or that accept more than one type): allowed types
 _NULLABLE: dict[str, tuple[type, ...]] = {
     "data.sources": (list, type(None)),
     "data.max_patches": (int, type(None)),
+    "seeds": (list, type(None)),
 }
 # the keys a mapping item of gan.setups may hold, with their types
 SETUP_KEYS: dict[str, tuple[type, ...]] = {
@@ -64,7 +67,8 @@ _MINIMUM: dict[str, int] = {
     "fakes.n_train": 1, "fakes.n_val": 1, "fakes.n_test": 2, "quality.kid_subsets": 1,
     "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
     "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
-    "explain.random_draws": 1, "explain.n_samples": 1,
+    "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
+    "quality.fid_resamples": 0,
 }
 
 
@@ -82,12 +86,37 @@ def defaults() -> dict[str, Any]:
 
 
 def preset_overrides(preset: str) -> dict[str, Any]:
-    """Overrides of a named preset ("default" has none; "quick" is `study/quick.yaml`)."""
-    if preset == "default":
-        return {}
-    if preset == "quick":
-        return _read_package_yaml("quick.yaml")
-    raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    """Overrides of a named preset ("default" has none; the others are `study/<file>`)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    name = PRESETS[preset]
+    return {} if name is None else _read_package_yaml(name)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`2021,2022,2023` -> [2021, 2022, 2023] (the CLI's --seeds); `ConfigError` otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers such as "
+                          f"2021,2022,2023, got {text!r}") from None
+
+
+def _check_seeds(seeds: Any) -> None:
+    """`seeds` is null or a non-empty list of distinct integers."""
+    if seeds is None:
+        return
+    if not seeds:
+        raise ConfigError("config key 'seeds' must list at least one seed (or be null)")
+    for i, s in enumerate(seeds):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"config key 'seeds[{i}]' must be a non-negative integer, "
+                              f"got {s!r}")
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise ConfigError(f"config key 'seeds' must not repeat a seed (repeated: "
+                          f"{', '.join(map(str, dup))})")
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -225,6 +254,7 @@ def _get(cfg: Mapping[str, Any], path: str) -> Any:
 
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Value checks beyond types; normalises `gan.setups` to mappings. Returns `cfg`."""
+    _check_seeds(cfg["seeds"])
     for path, minimum in _MINIMUM.items():
         value = _get(cfg, path)
         if value < minimum:
@@ -297,10 +327,14 @@ def read_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_config(
     overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     *,
-    preset: str = "default",
+    preset: str | Sequence[str] = "default",
+    seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """The resolved study config: defaults, then the preset, then `overrides` (file or mapping)."""
-    cfg = merge(defaults(), preset_overrides(preset))
+    """The resolved study config: defaults, then the preset(s) in order, then `overrides` (file
+    or mapping), then `seeds` (the CLI's --seeds) when given."""
+    cfg = defaults()
+    for name in [preset] if isinstance(preset, str) else preset:
+        cfg = merge(cfg, preset_overrides(name))
     if overrides is not None:
         if isinstance(overrides, Mapping):
             over = dict(overrides)
@@ -312,4 +346,6 @@ def load_config(
                 if str(overrides) in str(exc):
                     raise
                 raise ConfigError(f"{overrides}: {exc}") from None
+    if seeds is not None:
+        cfg["seeds"] = list(seeds)
     return validate(cfg)

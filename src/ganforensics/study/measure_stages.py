@@ -12,18 +12,21 @@ from ganforensics.data.manifest import split_of
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.io.images import image_grid
 from ganforensics.metrics.features import get_extractor
-from ganforensics.metrics.fid import frechet_distance, stats_for_images
+from ganforensics.metrics.fid import fid_bootstrap, frechet_distance, stats_for_images
 from ganforensics.metrics.kid import kid
 from ganforensics.seeding import derive_seed
 from ganforensics.spectral.collection import GroupSpectra, SpectraSet
 from ganforensics.spectral.discrepancy import spectral_discrepancy
 from ganforensics.spectral.plots import plot_spectra
 from ganforensics.spectral.spectra import durall_plan, durall_profiles, mean_log_spectrum
-from ganforensics.study.context import StudyContext, decode_stack
+from ganforensics.study.context import StudyContext, checked, decode_stack
 
 QUALITY_TABLE = "tables/quality.csv"
-QUALITY_COLUMNS = ("setup", "fid", "kid_mean", "kid_std", "n_real", "n_fake", "feature_dim",
-                   "extractor", "standard_extractor")
+QUALITY_COLUMNS = ("setup", "fid", "fid_sd", "kid_mean", "kid_std", "n_real", "n_fake",
+                   "feature_dim", "extractor", "standard_extractor")
+"""`fid_sd`: standard deviation of FID over `quality.fid_resamples` bootstrap resamples of the
+feature rows (`metrics.fid.fid_bootstrap`), the sampling spread of the estimate at these set
+sizes; `kid_std`: over the KID subsets."""
 SPECTRA_TABLE = "tables/spectra.csv"
 SPECTRA_COLUMNS = ("setup", "discrepancy", "signed_difference", "top_fraction", "n_real",
                    "n_fake", "profile")
@@ -43,8 +46,16 @@ def _save_grid(ctx: StudyContext, stack: np.ndarray, name: str) -> None:
     save_png_atomic(ctx.run.file(name), image_grid(stack[: n * n], n, pad=1, fill=255, scale=2))
 
 
+def _fid_sd(real: np.ndarray, fake: np.ndarray, resamples: int, seed: int) -> float:
+    """Bootstrap standard deviation of FID (NaN with fewer than 2 resamples)."""
+    if resamples < 2:
+        return float("nan")
+    return float(np.std(fid_bootstrap(real, fake, resamples, seed=seed), ddof=1))
+
+
 def stage_quality(ctx: StudyContext) -> dict[str, Any]:
-    """FID and KID of each setup's test fakes against the held-out (val + test) reals.
+    """FID (with its bootstrap spread) and KID of each setup's test fakes against the held-out
+    (val + test) reals.
 
     Feature statistics come from `metrics.fid.stats_for_images` (float64 mean, covariance with
     N - 1, and its warning when N is below the feature dimension).
@@ -66,7 +77,10 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
         size = min(q["kid_subset_size"], len(feat), len(real_feat))
         k_mean, k_std = kid(real_feat, feat, subsets=q["kid_subsets"], subset_size=size,
                             seed=derive_seed(ctx.seed, "kid", s["name"]) % 2**31)
-        rows.append({"setup": s["name"], "fid": float(fid), "kid_mean": float(k_mean),
+        sd = _fid_sd(real_feat, feat, q["fid_resamples"],
+                     derive_seed(ctx.seed, "fid-bootstrap", s["name"]))
+        rows.append({"setup": s["name"], "fid": float(fid), "fid_sd": sd,
+                     "kid_mean": float(k_mean),
                      "kid_std": float(k_std), "n_real": len(real_feat), "n_fake": len(feat),
                      "feature_dim": int(feat.shape[1])})
         _save_grid(ctx, fake_stack, grid_file(s["name"]))
@@ -75,7 +89,7 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
     standard = bool(getattr(extractor, "standard", False))
     table["extractor"] = ext_name
     table["standard_extractor"] = standard
-    ctx.run.write_csv(QUALITY_TABLE, table[list(QUALITY_COLUMNS)])
+    ctx.run.write_csv(QUALITY_TABLE, checked(table, QUALITY_COLUMNS, QUALITY_TABLE))
     return {"file": QUALITY_TABLE, "extractor": ext_name, "standard": standard}
 
 

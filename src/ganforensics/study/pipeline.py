@@ -9,6 +9,7 @@ A stage that fails is reported as failed; nothing is faked. The stages live by a
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,8 @@ from ganforensics.study.stages import Stage, StageResult, run_stages
 # folders the pipeline writes; --force removes exactly these (never anything else)
 OWNED_DIRS = ("stages", "logs", "data", "gans", "fakes", "figures", "detectors", "tables", "eval")
 OWNED_FILES = ("report.html", "results.json")
+SEED_DIR = re.compile(r"seed-\d+")
+"""Sub-folders of a multi-seed run (`study.seeds`), also removed by --force."""
 
 
 def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
@@ -100,6 +103,29 @@ def clear_owned(path: Path) -> None:
             shutil.rmtree(p)
     for name in OWNED_FILES:
         (path / name).unlink(missing_ok=True)
+    for p in path.iterdir():
+        if p.is_dir() and SEED_DIR.fullmatch(p.name) and is_study_run(p):
+            lock.acquire(p)  # never remove a seed's study another process is running
+            try:
+                shutil.rmtree(p)
+            finally:
+                lock.release(p)
+
+
+def open_run(out: str | Path, cfg: dict[str, Any], *, force: bool = False) -> RunFolder:
+    """The locked run folder of a study: resumed when its config is `cfg`, refused when it
+    differs unless `force` (which first clears the study's own folders and files)."""
+    out = Path(out)
+    if force and out.is_dir():
+        lock.acquire(out)  # before clearing: never clear what another running study writes
+        try:
+            clear_owned(out)
+            return RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
+                                    resume=True)
+        finally:
+            lock.release(out)  # the run folder holds its own count of the lock
+    return RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
+                            resume=True)
 
 
 def run_study(
@@ -115,18 +141,7 @@ def run_study(
     Rerunning with the same config resumes; a different config is refused unless `force`
     (which clears the study's own folders first).
     """
-    out = Path(out)
-    if force and out.is_dir():
-        lock.acquire(out)  # before clearing: never clear what another running study writes
-        try:
-            clear_owned(out)
-            run = RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
-                                   resume=True)
-        finally:
-            lock.release(out)  # the run folder holds its own count of the lock
-    else:
-        run = RunFolder.create(out, cfg, seed=int(cfg["seed"]), device="cpu", force=force,
-                               resume=True)
+    run = open_run(out, cfg, force=force)
     with run:
         ctx = StudyContext(run, cfg)
         seed_everything(int(cfg["seed"]))

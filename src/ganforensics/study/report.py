@@ -196,8 +196,12 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         "ResNet-50 on ProGAN fakes at 256x256). The numbers show the pipeline and the direction "
         "of effects, not the published values.",
         f"Sample sizes are small ({cfg['fakes']['n_test']} test fakes per setup; real counts in "
-        "the data section); differences of a few points in AP or accuracy are within sampling "
-        "noise.",
+        "the data section). The brackets are 95 % bootstrap intervals over "
+        f"{cfg['evaluate']['resamples']} resamples of the test images and the FID ± its "
+        f"bootstrap sd over {cfg['quality']['fid_resamples']} resamples of the feature rows: "
+        "they cover the sampling of the test set only, not the randomness of GAN and detector "
+        "training (run several `seeds` for that). Claims such as 'catches' are worded from "
+        "the AP interval, not the point value (rule in the detection section).",
         f"FF-RS masks the top {cfg['explain']['top_k']} {n_maps}feature maps of the "
         f"'{arch.name}' CNN (Chandrasegaran et al. 2022: 114 of ResNet-50's 26,560); at this "
         "scale, masking effects can go either way.",

@@ -70,6 +70,13 @@ class Section:
         self.parts.append(f"<ul>{lis}</ul>")
         return self
 
+    def links(self, targets: Iterable[tuple[str, str]]) -> Section:
+        """A list of links (href, text): relative paths to files beside the page."""
+        lis = "".join(f'<li><a href="{html.escape(href)}">{html.escape(text)}</a></li>'
+                      for href, text in targets)
+        self.parts.append(f"<ul>{lis}</ul>")
+        return self
+
     def table(self, df: pd.DataFrame, caption: str, source: str | None = None) -> Section:
         """A table with a caption saying what it shows and the file its numbers come from."""
         head = "".join(

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ganforensics.data.perturb import GRAY_WEIGHTS
 from ganforensics.explain.ffrs import RANKING_COLUMNS
+from ganforensics.study.claims import CLAIMS, claim, rule_text, with_interval, with_spread
 from ganforensics.study.detector_stages import (
     BYPASS_TABLE,
     DETECTION_TABLE,
@@ -57,8 +58,10 @@ class ReportSection:
 
 # captions: format strings filled from the resolved config (`caption_values`)
 CAPTIONS = {
-    "quality": "Fréchet distance (FID) and kernel distance (KID, mean ± std over {kid_subsets} "
-               "subsets) between each setup's {n_test} test fakes and the held-out real patches "
+    "quality": "Fréchet distance (FID ± its standard deviation over {fid_resamples} bootstrap "
+               "resamples of the feature rows: the sampling spread of the estimate at these "
+               "set sizes) and kernel distance (KID, mean ± std over {kid_subsets} subsets) "
+               "between each setup's {n_test} test fakes and the held-out real patches "
                "(val + test splits, never seen by the GANs). Lower is closer to the real "
                "distribution.",
     "spectra": "Spectral discrepancy: the mean absolute difference between the mean durall "
@@ -73,7 +76,14 @@ CAPTIONS = {
                       "bright off-centre peaks.",
     "detection": "Each detector scored on the test reals plus the test fakes of one setup "
                  "(rows), threshold calibrated on the validation split. AP and AUC are "
-                 "threshold-free; accuracies use the calibrated threshold.",
+                 "threshold-free; accuracies use the calibrated threshold. Brackets: 95 % "
+                 "bootstrap intervals over {resamples} resamples of the test images (reals and "
+                 "fakes resampled separately); they cover the sampling of the test set, not the "
+                 "randomness of training (for that, run several seeds). They are percentile "
+                 "intervals: where a detector's scores are tied or rank the fakes below the "
+                 "reals, one can sit beside the point value.",
+    "claims": "How each detector fares on each setup, worded from the AP interval only: "
+              "{claim_rule}.",
     "bypass": "Fraction of each setup's fakes that a detector trained on {bypass_n} real + "
               "{bypass_n} {train_setup} fakes classifies as fake, mean over {bypass_draws} random "
               "training draws. A low rate means the modified last block bypasses the detector. "
@@ -94,6 +104,8 @@ def caption_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config values (and library constants) the captions name."""
     return {
         "kid_subsets": cfg["quality"]["kid_subsets"], "n_test": cfg["fakes"]["n_test"],
+        "fid_resamples": cfg["quality"]["fid_resamples"],
+        "resamples": cfg["evaluate"]["resamples"], "claim_rule": rule_text(),
         "top_percent": f"{cfg['spectra']['top_fraction']:.0%}",
         "bypass_n": cfg["bypass"]["n_train"], "bypass_draws": cfg["bypass"]["draws"],
         "train_setup": cfg["detectors"]["train_setup"], "top_k": cfg["explain"]["top_k"],
@@ -138,8 +150,12 @@ def render_quality(sec: Section, d: SectionData) -> None:
     if not df["standard_extractor"].all():
         sec.box("Features from a non-standard (fallback) extractor: compare setups within "
                 "this run only.", "warn")
-    cols = ["setup", "fid", "kid_mean", "kid_std", "n_real", "n_fake", "feature_dim", "extractor"]
-    sec.table(_order(df[cols], "setup", d.setups), caption("quality", d.cfg), QUALITY_TABLE)
+    shown = df.assign(**{
+        "FID ± sd": [with_spread(v, e) for v, e in zip(df["fid"], df["fid_sd"], strict=True)],
+        "KID ± std": [with_spread(v, e)
+                      for v, e in zip(df["kid_mean"], df["kid_std"], strict=True)]})
+    cols = ["setup", "FID ± sd", "KID ± std", "n_real", "n_fake", "feature_dim", "extractor"]
+    sec.table(_order(shown[cols], "setup", d.setups), caption("quality", d.cfg), QUALITY_TABLE)
 
 
 def render_spectra(sec: Section, d: SectionData) -> None:
@@ -149,19 +165,32 @@ def render_spectra(sec: Section, d: SectionData) -> None:
     sec.table(_order(df[cols], "setup", d.setups), caption("spectra", d.cfg), SPECTRA_TABLE)
 
 
+def _intervals(df: pd.DataFrame, metric: str) -> list[str]:
+    """`value [lo, hi]` cells of one metric of the detection table."""
+    return [with_interval(v, lo, hi) for v, lo, hi in
+            zip(df[metric], df[f"{metric}_lo"], df[f"{metric}_hi"], strict=True)]
+
+
 def render_detection(sec: Section, d: SectionData) -> None:
     df = d.tables[DETECTION_TABLE]
     df = df[df["generator"].astype(str) != "all"]
-    sec.table(_pivot(df, "generator", "detector", "ap", d.setups),
+    df = df.assign(ap_ci=_intervals(df, "ap"), acc_ci=_intervals(df, "acc_cal"),
+                   claim=[claim(lo, hi) for lo, hi in zip(df["ap_lo"], df["ap_hi"],
+                                                          strict=True)])
+    sec.table(_pivot(df, "generator", "detector", "ap_ci", d.setups),
               "Average precision (AP, threshold-free) of each detector (columns) on each "
               "setup's test fakes against the test reals (rows); `mean` is the mean over "
-              "setups. " + caption("detection", d.cfg), DETECTION_TABLE)
+              "setups (no interval). " + caption("detection", d.cfg), DETECTION_TABLE)
+    setups = df[df["generator"].astype(str).isin(d.setups)]
+    sec.table(_pivot(setups, "generator", "detector", "claim", d.setups),
+              caption("claims", d.cfg), DETECTION_TABLE)
     sec.table(_pivot(df, "generator", "detector", "fake_acc_cal", d.setups),
               "Share of each setup's test fakes classified fake at the detector's "
               "validation-calibrated threshold (the accuracy on fakes).", DETECTION_TABLE)
-    sec.table(_pivot(df, "generator", "detector", "acc_cal", d.setups),
+    sec.table(_pivot(df, "generator", "detector", "acc_ci", d.setups),
               "Accuracy on test reals + that setup's test fakes at the calibrated "
-              "threshold (the real accuracy is the same in every row).", DETECTION_TABLE)
+              "threshold, with its 95 % bootstrap interval (the real accuracy is the same "
+              "in every row).", DETECTION_TABLE)
 
 
 def render_bypass(sec: Section, d: SectionData) -> None:
@@ -218,8 +247,9 @@ def quality_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
         return []
     lo = min(q, key=lambda r: r["fid"])
     hi = max(q, key=lambda r: r["fid"])
-    return [f"FID ranges from {fmt(lo['fid'])} ({lo['setup']}) to {fmt(hi['fid'])} "
-            f"({hi['setup']}) [{QUALITY_TABLE}]."]
+    return [f"FID ranges from {with_spread(lo['fid'], lo.get('fid_sd'))} ({lo['setup']}) to "
+            f"{with_spread(hi['fid'], hi.get('fid_sd'))} ({hi['setup']}); ± is the bootstrap "
+            f"sd at these set sizes [{QUALITY_TABLE}]."]
 
 
 def spectra_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
@@ -233,17 +263,24 @@ def spectra_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
 
 
 def detection_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    """Per detector, the setups it catches / partly catches / misses / is uncertain on, each
+    with its AP interval (`claims.claim`; the training setup marked)."""
     train_setup = cfg["detectors"]["train_setup"]
     d = rows.get(DETECTION_TABLE, [])
+    setups = [s["name"] for s in cfg["gan"]["setups"]]
     out = []
     for kind in dict.fromkeys(r.get("detector") for r in d):
         by_gen = {r.get("generator"): r for r in d if r.get("detector") == kind}
-        others = [r["ap"] for g, r in by_gen.items()
-                  if g not in (train_setup, "mean", "all") and r.get("ap") is not None]
-        if train_setup in by_gen and others:
-            out.append(f"{kind}: AP {fmt(by_gen[train_setup]['ap'])} on {train_setup} (the "
-                       f"training setup), mean AP {fmt(sum(others) / len(others))} on the "
-                       f"other setups [{DETECTION_TABLE}].")
+        groups: dict[str, list[str]] = {c: [] for c in CLAIMS}
+        for g in (g for g in setups if g in by_gen):
+            r = by_gen[g]
+            mark = " (training setup)" if g == train_setup else ""
+            groups[claim(r.get("ap_lo"), r.get("ap_hi"))].append(
+                f"{g}{mark} AP {with_interval(r['ap'], r.get('ap_lo'), r.get('ap_hi'))}")
+        parts = [f"{c} {', '.join(v)}" if c != "uncertain" else f"uncertain on {', '.join(v)}"
+                 for c, v in groups.items() if v]
+        if parts:
+            out.append(f"{kind}: " + "; ".join(parts) + f" [{DETECTION_TABLE}].")
     return out
 
 
@@ -251,9 +288,10 @@ def bypass_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
     mods = [r for r in rows.get(BYPASS_TABLE, []) if r.get("role") == "modified"]
     out = []
     for kind in dict.fromkeys(r.get("kind") for r in mods):
-        rates = ", ".join(f"{r['generator']} {fmt(r['rate_mean'])}" for r in mods
-                          if r["kind"] == kind)
-        out.append(f"Bypass ({kind}): detection rates {rates} [{BYPASS_TABLE}].")
+        rates = ", ".join(f"{r['generator']} {with_spread(r['rate_mean'], r.get('rate_std'))}"
+                          for r in mods if r["kind"] == kind)
+        out.append(f"Bypass ({kind}): detection rates (± std over training draws) {rates} "
+                   f"[{BYPASS_TABLE}].")
     return out
 
 
