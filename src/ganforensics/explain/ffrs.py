@@ -146,7 +146,7 @@ def compute_ffrs(
     if len(confident) == 0:
         raise InputError(
             f"none of the {len(images)} fakes is detected with P(fake) >= {CONFIDENCE} "
-            f"(max {probs.max():.3f}); FF-RS needs confidently detected fakes"
+            f"(max {probs.max():.4g}); FF-RS needs confidently detected fakes"
         )
     chosen = confident
     if max_samples is not None and len(confident) > max_samples:
