@@ -28,8 +28,9 @@ from ganforensics.gan.config import PRESETS as GAN_PRESETS
 from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
 from ganforensics.metrics.features import EXTRACTORS
 from ganforensics.spectral.classifiers import CLASSIFIERS
+from ganforensics.study.setups import check_arms, check_train_setups
 
-PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml"}
+PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml", "arms": "arms.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -38,6 +39,12 @@ _NULLABLE: dict[str, tuple[type, ...]] = {
     "data.sources": (list, type(None)),
     "data.max_patches": (int, type(None)),
     "seeds": (list, type(None)),
+    "detectors.train_setup": (str, list),
+    "simulator.steps": (int, type(None)),
+    "simulator.batch_size": (int, type(None)),
+    "simulator.lr": (float, type(None)),
+    "simulator.width": (int, type(None)),
+    "simulator.bottleneck": (int, type(None)),
 }
 # the keys a mapping item of gan.setups may hold, with their types
 SETUP_KEYS: dict[str, tuple[type, ...]] = {
@@ -255,6 +262,7 @@ def _get(cfg: Mapping[str, Any], path: str) -> Any:
 def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Value checks beyond types; normalises `gan.setups` to mappings. Returns `cfg`."""
     _check_seeds(cfg["seeds"])
+    check_arms(cfg)
     for path, minimum in _MINIMUM.items():
         value = _get(cfg, path)
         if value < minimum:
@@ -289,12 +297,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if not cfg["gan"]["setups"]:
         raise ConfigError("config key 'gan.setups' must name at least one setup")
     cfg["gan"]["setups"] = _normalise_setups(cfg["gan"]["setups"], cfg["gan"]["preset"])
-    names = [s["name"] for s in cfg["gan"]["setups"]]
-    if cfg["detectors"]["train_setup"] not in names:
-        raise ConfigError(
-            f"config key 'detectors.train_setup' = {cfg['detectors']['train_setup']!r} is not "
-            f"one of gan.setups ({', '.join(names)})"
-        )
+    check_train_setups(cfg)
     b, n_fakes = cfg["bypass"], cfg["fakes"]["n_train"]
     if b["enabled"] and b["n_train"] > n_fakes:
         raise ConfigError(

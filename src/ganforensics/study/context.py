@@ -15,6 +15,7 @@ from ganforensics.errors import InputError
 from ganforensics.io.loading import load_images
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import derive_seed
+from ganforensics.study.setups import study_setups, train_setups
 
 SPLITS = ("train", "val", "test")
 # detector kind -> its key under `detectors:` in the config
@@ -39,7 +40,13 @@ class StudyContext:
         return int(self.cfg["seed"])
 
     def setups(self) -> list[dict[str, Any]]:
-        return list(self.cfg["gan"]["setups"])
+        """Every setup whose fakes are measured (both arms: `setups.study_setups`)."""
+        return study_setups(self.cfg)
+
+    def train_setups(self) -> list[str]:
+        """The detectors' training setups (`setups.train_setups`; the first feeds bypass,
+        robustness, grayscale and explain)."""
+        return train_setups(self.cfg)
 
     def real_manifest(self) -> pd.DataFrame:
         return read_manifest(self.path / "data" / "real.csv")
@@ -52,6 +59,12 @@ class StudyContext:
 
     def enabled_detectors(self) -> list[str]:
         return enabled_detectors(self.cfg)
+
+
+def detector_id(kind: str, train_setup: str, cfg: dict[str, Any]) -> str:
+    """Folder / stage name of a detector kind trained on `train_setup`: the kind alone for the
+    first training setup (`detectors/cnn/`), `<kind>@<setup>` for the others."""
+    return kind if train_setup == train_setups(cfg)[0] else f"{kind}@{train_setup}"
 
 
 def enabled_detectors(cfg: dict[str, Any]) -> list[str]:
@@ -90,9 +103,10 @@ def subsample(df: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
     return pd.concat(parts).sort_index()
 
 
-def _common(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Reals and fakes in one frame with the manifest columns only; missing text cells as ""."""
-    cols = [*MANIFEST_COLUMNS, "abspath"]
+def _common(frames: list[pd.DataFrame], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Reals and fakes in one frame with the manifest columns (and `extra`) only; missing text
+    cells as ""."""
+    cols = [*MANIFEST_COLUMNS, "abspath", *extra]
     df = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
     for c in cols:
         if c not in ("label", "width", "height"):
@@ -101,17 +115,20 @@ def _common(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return df
 
 
-def study_test_set(ctx: StudyContext) -> pd.DataFrame:
-    """Test reals + the test fakes of every setup (the evaluation set of every detector)."""
+def study_test_set(ctx: StudyContext, *, with_source: bool = False) -> pd.DataFrame:
+    """Test reals + the test fakes of every setup (the evaluation set of every detector);
+    `with_source` keeps the simulated fakes' `source_path` ("" for the others)."""
     frames = [split_of(ctx.real_manifest(), "test")]
     frames += [split_of(ctx.fake_manifest(s["name"]), "test") for s in ctx.setups()]
-    return _common(frames)
+    return _common(frames, ("source_path",) if with_source else ())
 
 
-def train_val_sets(ctx: StudyContext) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train / val sets of the detectors: reals + the training setup's fakes of that split."""
+def train_val_sets(ctx: StudyContext, train_setup: str | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train / val sets of the detectors: reals + the training setup's fakes of that split
+    (`train_setup`, by default the first of the detectors' training setups)."""
     real = ctx.real_manifest()
-    fake = ctx.fake_manifest(ctx.cfg["detectors"]["train_setup"])
+    fake = ctx.fake_manifest(train_setup or ctx.train_setups()[0])
     train = _common([split_of(real, "train"), split_of(fake, "train")])
     val = _common([split_of(real, "val"), split_of(fake, "val")])
     return train, val

@@ -14,9 +14,13 @@ from ganforensics.data.photos import make_patches
 from ganforensics.errors import InputError
 from ganforensics.gan.config import GanConfig, preset
 from ganforensics.gan.generate import generate
+from ganforensics.gan.reconstruct import reconstruct
+from ganforensics.gan.simulate import train_simulator
+from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.gan.train import train_gan
 from ganforensics.seeding import derive_seed
 from ganforensics.study.context import SPLITS, StudyContext, subsample
+from ganforensics.study.setups import sim_name, simulator_overrides
 from ganforensics.study.stages import Stage
 
 REAL_MANIFEST = "data/real.csv"
@@ -75,10 +79,10 @@ def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
 
 
 def fake_counts(ctx: StudyContext, setup_name: str) -> dict[str, int]:
-    """How many fakes a setup needs per split (train/val only for the detectors' setup)."""
+    """How many fakes a setup needs per split (train/val only for the detectors' setups)."""
     f = ctx.cfg["fakes"]
     counts = {"test": f["n_test"]}
-    if setup_name == ctx.cfg["detectors"]["train_setup"]:
+    if setup_name in ctx.train_setups():
         counts.update(train=f["n_train"], val=f["n_val"])
     return counts
 
@@ -108,3 +112,54 @@ def make_fakes_stage(setup: Mapping[str, Any]) -> Stage:
                 "file": fake_manifest_file(name)}
 
     return Stage(f"fakes-{name}", _run, needs=(f"gan-{name}",), title=f"generate {name} fakes")
+
+
+def simulator_config(ctx: StudyContext, setup: Mapping[str, Any]) -> SimulatorConfig:
+    """The simulator of one setup's last block: the library defaults, the study's size, seed
+    and the non-null `simulator:` keys."""
+    return SimulatorConfig(last_block=setup["last_block"], size=ctx.cfg["data"]["size"],
+                           seed=derive_seed(ctx.seed, "simulator", setup["name"]) % 2**31,
+                           **simulator_overrides(ctx.cfg))
+
+
+def simulator_dir(setup: str) -> str:
+    """Run-folder path of the simulator run of GAN setup `setup`."""
+    return f"simulators/{setup}"
+
+
+def make_simulator_stage(setup: Mapping[str, Any]) -> Stage:
+    """Train (or resume) the up-sampling simulator of one setup's last block on the train
+    split of the real patches (`simulators/<setup>/`)."""
+    name = setup["name"]
+
+    def _run(ctx: StudyContext) -> dict[str, Any]:
+        config = simulator_config(ctx, setup)
+        data = split_of(ctx.real_manifest(), "train")
+        run_dir = train_simulator(config, data, ctx.path / simulator_dir(name), resume=True,
+                                  progress=progress_enabled())
+        return {"run_dir": str(Path(run_dir).relative_to(ctx.path)), "steps": config.steps,
+                "last_block": config.last_block}
+
+    return Stage(f"simulator-{name}", _run, needs=("patches",),
+                 title=f"train the {setup['last_block']} simulator of {name}")
+
+
+def make_sim_fakes_stage(setup: Mapping[str, Any]) -> Stage:
+    """Reconstruct every real patch (train, val and test) with one setup's simulator into
+    `fakes/sim-<setup>/`: each fake keeps its source's split and names it (`source_path`)."""
+    name, fake_name = setup["name"], sim_name(setup["name"])
+
+    def _run(ctx: StudyContext) -> dict[str, Any]:
+        out_dir = ctx.path / "fakes" / fake_name
+        # force: a rerun replaces what an interrupted run of this stage left behind
+        df = reconstruct(ctx.path / simulator_dir(name), ctx.real_manifest(), out_dir,
+                         force=True, progress=progress_enabled())
+        df = usable(df).copy()  # an error row's path is its source's: never a fake
+        df["generator"] = fake_name  # the study's setup name (the library's is sim-<BLOCK>)
+        write_manifest(df, ctx.path / fake_manifest_file(fake_name))
+        return {"n_fake": df["split"].astype(str).value_counts().to_dict(),
+                "psnr_db": round(float(df["psnr_db"].mean()), 3),
+                "file": fake_manifest_file(fake_name)}
+
+    return Stage(f"fakes-{fake_name}", _run, needs=(f"simulator-{name}",),
+                 title=f"reconstruct the real patches with the {name} simulator")

@@ -23,6 +23,7 @@ from ganforensics.evaluate.bypass import bypass_rates
 from ganforensics.evaluate.detection import evaluate_detector
 from ganforensics.metrics.bootstrap import interval_columns
 from ganforensics.metrics.detection import per_generator
+from ganforensics.metrics.paired import PAIR_COLUMNS, pair_win
 from ganforensics.seeding import derive_seed, seed_everything
 from ganforensics.study.context import (
     DETECTOR_KEYS,
@@ -30,6 +31,7 @@ from ganforensics.study.context import (
     StudyContext,
     checked,
     decode,
+    detector_id,
     study_test_set,
     train_val_sets,
 )
@@ -42,9 +44,13 @@ _METRICS = ("n", "n_real", "n_fake", "ap", "auc", "eer", "tpr_at_fpr_1", "tpr_at
             "real_acc_cal", "fake_acc_cal", "bacc_cal")
 """Columns of `metrics.detection.per_generator` after `generator`."""
 DETECTION_TABLE = "tables/detection.csv"
-DETECTION_COLUMNS = ("detector", "generator", *_METRICS, *interval_columns())
-"""With `ap_lo, ap_hi, auc_lo, auc_hi, acc_cal_lo, acc_cal_hi`: bootstrap 95 % intervals
-(`evaluate.resamples` resamples; NaN in the `mean` row and when resamples is 0)."""
+DETECTION_COLUMNS = ("train_setup", "detector", "generator", *_METRICS, *interval_columns(),
+                     *PAIR_COLUMNS)
+"""`train_setup`: the setup whose fakes the detector trained on. With `ap_lo, ap_hi, auc_lo,
+auc_hi, acc_cal_lo, acc_cal_hi`: bootstrap 95 % intervals (`evaluate.resamples` resamples; NaN
+in the `mean` row and when resamples is 0). `pair_win` (`metrics.paired`): the share of test
+pairs in which a simulated fake scores above its own source real, with its bootstrap interval
+over pairs; NaN for sampled setups and the `mean` / `all` rows."""
 BYPASS_TABLE = "tables/bypass.csv"
 BYPASS_COLUMNS = ("generator", "role", "n_images", "rate_mean", "rate_std", "rates", "draws",
                   "n_train", "kind", "classifier", "seed")
@@ -56,19 +62,26 @@ GRAYSCALE_COLUMNS = ("generator", "input", *_METRICS)
 SCORE_COLUMNS = ("path", "label", "generator", "prob_fake")
 
 
-def scores_file(kind: str) -> str:
-    """Run-folder path of one detector's test-set scores."""
-    return f"eval/{kind}/scores.csv"
+def scores_file(det_id: str) -> str:
+    """Run-folder path of one detector's test-set scores (`context.detector_id`)."""
+    return f"eval/{det_id}/scores.csv"
 
 
-def make_detector_stage(kind: str, needs: tuple[str, ...] = ()) -> Stage:
-    """Train one detector kind on real vs the training setup's fakes (`detectors/<kind>/`)."""
+def _seed_parts(kind: str, train_setup: str, det_id: str) -> tuple[str, ...]:
+    """Seed path of a detector: the kind alone for the first training setup (as before there
+    were several), kind and setup for the others."""
+    return (kind,) if det_id == kind else (kind, train_setup)
+
+
+def make_detector_stage(kind: str, train_setup: str, det_id: str,
+                        needs: tuple[str, ...] = ()) -> Stage:
+    """Train one detector kind on real vs `train_setup`'s fakes (`detectors/<det_id>/`)."""
 
     def _run(ctx: StudyContext) -> dict[str, Any]:
-        train, val = train_val_sets(ctx)
+        train, val = train_val_sets(ctx, train_setup)
         dcfg = ctx.cfg["detectors"][DETECTOR_KEYS[kind]]
-        seed = derive_seed(ctx.seed, "detector", kind) % 2**31
-        out = ctx.detector_dir(kind)
+        seed = derive_seed(ctx.seed, "detector", *_seed_parts(kind, train_setup, det_id)) % 2**31
+        out = ctx.detector_dir(det_id)
         if kind == "cnn":
             recipe = get_recipe(dcfg["recipe"], monitor=dcfg["monitor"])
             seed_everything(seed)
@@ -81,9 +94,10 @@ def make_detector_stage(kind: str, needs: tuple[str, ...] = ()) -> Stage:
                                           seed=seed)
         det.save(out)
         return {"dir": str(out.relative_to(ctx.path)), "threshold": float(det.threshold),
-                "n_train": len(train), "n_val": len(val)}
+                "n_train": len(train), "n_val": len(val), "train_setup": train_setup}
 
-    return Stage(f"detector-{kind}", _run, needs=needs, title=f"train the {kind} detector")
+    return Stage(f"detector-{det_id}", _run, needs=needs,
+                 title=f"train the {kind} detector on {train_setup}")
 
 
 def load_study_detector(ctx: StudyContext, kind: str) -> Detector:
@@ -99,38 +113,74 @@ def detector_scores(det: Detector, images: list[np.ndarray], rows: pd.DataFrame)
                          "prob_fake": probs})
 
 
+def pair_columns(scores: pd.DataFrame, rows: pd.DataFrame, generators: pd.Series,
+                 resamples: int, seed: int) -> pd.DataFrame:
+    """`pair_win` and its interval per row of a `per_generator` table (`generators`): for a
+    setup whose test fakes name their source real (`source_path`), each fake's P(fake) against
+    its source's; NaN elsewhere (and for fakes whose source is not among the test reals)."""
+    prob = scores["prob_fake"].to_numpy(dtype=np.float64)
+    label = rows["label"].to_numpy(dtype=int)
+    gen = rows["generator"].astype(str).to_numpy()
+    path = [str(Path(a).resolve()) for a in rows["abspath"].astype(str)]
+    real_prob = {p: prob[i] for i, p in enumerate(path) if label[i] == 0}
+    src = [str(Path(a).resolve()) if a else "" for a in rows["source_path"].astype(str)]
+    paired = np.array([label[i] == 1 and src[i] in real_prob for i in range(len(src))], bool)
+    out = []
+    for g in generators.astype(str):
+        mask = paired & (gen == g)
+        if g in ("mean", "all") or not mask.any():
+            out.append(dict.fromkeys(PAIR_COLUMNS, np.nan))
+            continue
+        source = np.array([real_prob[src[i]] for i in np.flatnonzero(mask)])
+        out.append(pair_win(prob[mask], source, resamples=resamples,
+                            seed=derive_seed(seed, "pairs", g)))
+    return pd.DataFrame(out, columns=list(PAIR_COLUMNS), index=generators.index)
+
+
+def _detection_rows(ctx: StudyContext, kind: str, train_setup: str, images: list[np.ndarray],
+                    rows: pd.DataFrame) -> pd.DataFrame:
+    """One detector's rows of the detection table; its scores are written beside."""
+    det_id = detector_id(kind, train_setup, ctx.cfg)
+    det = load_detector(ctx.detector_dir(det_id))
+    resamples = int(ctx.cfg["evaluate"]["resamples"])
+    scores = detector_scores(det, images, rows)
+    ctx.run.write_csv(scores_file(det_id), scores)
+    seed = derive_seed(ctx.seed, "detection", *_seed_parts(kind, train_setup, det_id))
+    table = per_generator(scores, float(det.threshold), resamples=resamples, seed=seed)
+    for col in interval_columns():  # absent when resamples is 0
+        if col not in table.columns:
+            table[col] = np.nan
+    pairs = pair_columns(scores, rows, table["generator"], resamples, seed)
+    table = pd.concat([table, pairs], axis=1)
+    table.insert(0, "detector", kind)
+    table.insert(0, "train_setup", train_setup)
+    return table
+
+
 def stage_detection(ctx: StudyContext) -> dict[str, Any]:
-    """AP / AUC / accuracies of every detector on every setup's test fakes vs the test reals.
+    """AP / AUC / accuracies of every detector (each kind x training setup) on every setup's
+    test fakes vs the test reals, and the paired `pair_win` of simulated setups.
 
     Scores are P(fake) from each detector; metrics per generator use the detector's threshold
     calibrated on the validation split (`metrics.detection.per_generator`), with bootstrap 95 %
     intervals of AP, AUC and calibrated accuracy (`evaluate.resamples`, seeded per detector).
     """
-    images, rows = decode(study_test_set(ctx), "test set")
-    resamples = int(ctx.cfg["evaluate"]["resamples"])
-    frames = []
-    for kind in ctx.enabled_detectors():
-        det = load_study_detector(ctx, kind)
-        scores = detector_scores(det, images, rows)
-        ctx.run.write_csv(scores_file(kind), scores)
-        table = per_generator(scores, float(det.threshold), resamples=resamples,
-                              seed=derive_seed(ctx.seed, "detection", kind))
-        for col in interval_columns():  # absent when resamples is 0
-            if col not in table.columns:
-                table[col] = np.nan
-        table.insert(0, "detector", kind)
-        frames.append(table)
+    images, rows = decode(study_test_set(ctx, with_source=True), "test set")
+    frames = [_detection_rows(ctx, kind, ts, images, rows)
+              for ts in ctx.train_setups() for kind in ctx.enabled_detectors()]
     table = checked(pd.concat(frames, ignore_index=True), DETECTION_COLUMNS, DETECTION_TABLE)
     ctx.run.write_csv(DETECTION_TABLE, table)
-    return {"file": DETECTION_TABLE, "n_test": len(rows), "resamples": resamples,
-            "scores": [scores_file(k) for k in ctx.enabled_detectors()]}
+    return {"file": DETECTION_TABLE, "n_test": len(rows),
+            "resamples": int(ctx.cfg["evaluate"]["resamples"]),
+            "scores": [scores_file(detector_id(k, ts, ctx.cfg)) for ts in ctx.train_setups()
+                       for k in ctx.enabled_detectors()]}
 
 
 def stage_bypass(ctx: StudyContext) -> dict[str, Any]:
     """DESIGN B2: train on n real + n training-setup fakes (random draws), detection rate on
     each other setup's test fakes; for each enabled spectral detector kind."""
     b = ctx.cfg["bypass"]
-    train_setup = ctx.cfg["detectors"]["train_setup"]
+    train_setup = ctx.train_setups()[0]
     real, _ = decode(split_of(ctx.real_manifest(), "train"), "train reals")
     base, _ = decode(split_of(ctx.fake_manifest(train_setup), "train"), train_setup)
     others = {s["name"]: decode(split_of(ctx.fake_manifest(s["name"]), "test"), s["name"])[0]

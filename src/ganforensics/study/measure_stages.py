@@ -46,6 +46,23 @@ def _save_grid(ctx: StudyContext, stack: np.ndarray, name: str) -> None:
     save_png_atomic(ctx.run.file(name), image_grid(stack[: n * n], n, pad=1, fill=255, scale=2))
 
 
+def _save_pair_grid(ctx: StudyContext, fakes: pd.DataFrame, name: str) -> None:
+    """Grid of a simulated setup: rows of source reals, each above a row of their
+    reconstructions (the first test pairs)."""
+    n = ctx.cfg["quality"]["grid"]
+    rows = fakes.head(n * max(1, n // 2))
+    rec = decode_stack(rows, f"{name} reconstructions")
+    src = decode_stack(rows.assign(abspath=rows["source_path"].astype(str)), f"{name} sources")
+    if len(rec) != len(src):  # an unreadable file: a grid of the reconstructions alone
+        _save_grid(ctx, rec, grid_file(name))
+        return
+    parts = [np.concatenate([src[i:i + n], rec[i:i + n]]) for i in range(0, len(rec), n)
+             if len(rec[i:i + n]) == n]
+    stack = np.concatenate(parts) if parts else np.concatenate([src, rec])
+    save_png_atomic(ctx.run.file(grid_file(name)),
+                    image_grid(stack, n, pad=1, fill=255, scale=2))
+
+
 def _fid_sd(real: np.ndarray, fake: np.ndarray, resamples: int, seed: int) -> float:
     """Bootstrap standard deviation of FID (NaN with fewer than 2 resamples)."""
     if resamples < 2:
@@ -70,7 +87,8 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
     _save_grid(ctx, real_stack, REAL_GRID)
     rows = []
     for s in ctx.setups():
-        fake_stack = decode_stack(split_of(ctx.fake_manifest(s["name"]), "test"), s["name"])
+        fake_df = split_of(ctx.fake_manifest(s["name"]), "test")
+        fake_stack = decode_stack(fake_df, s["name"])
         stats = stats_for_images(fake_stack, extractor, name=f"{s['name']} test fakes")
         feat = stats.features
         fid = frechet_distance(real_stats.mu, real_stats.sigma, stats.mu, stats.sigma)
@@ -83,7 +101,10 @@ def stage_quality(ctx: StudyContext) -> dict[str, Any]:
                      "kid_mean": float(k_mean),
                      "kid_std": float(k_std), "n_real": len(real_feat), "n_fake": len(feat),
                      "feature_dim": int(feat.shape[1])})
-        _save_grid(ctx, fake_stack, grid_file(s["name"]))
+        if s["arm"] == "simulated":
+            _save_pair_grid(ctx, fake_df, s["name"])
+        else:
+            _save_grid(ctx, fake_stack, grid_file(s["name"]))
     table = pd.DataFrame(rows)
     ext_name = str(getattr(extractor, "label", type(extractor).__name__))
     standard = bool(getattr(extractor, "standard", False))

@@ -22,8 +22,14 @@ from ganforensics.io import lock
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import seed_everything
 from ganforensics.study.config import defaults
-from ganforensics.study.context import StudyContext, enabled_detectors
-from ganforensics.study.data_stages import make_fakes_stage, make_gan_stage, stage_patches
+from ganforensics.study.context import StudyContext, detector_id, enabled_detectors
+from ganforensics.study.data_stages import (
+    make_fakes_stage,
+    make_gan_stage,
+    make_sim_fakes_stage,
+    make_simulator_stage,
+    stage_patches,
+)
 from ganforensics.study.detector_stages import (
     make_detector_stage,
     stage_bypass,
@@ -34,10 +40,12 @@ from ganforensics.study.detector_stages import (
 from ganforensics.study.explain_stages import stage_explain
 from ganforensics.study.measure_stages import stage_quality, stage_spectra
 from ganforensics.study.report import write_report
+from ganforensics.study.setups import study_setups, train_setups
 from ganforensics.study.stages import Stage, StageResult, run_stages
 
 # folders the pipeline writes; --force removes exactly these (never anything else)
-OWNED_DIRS = ("stages", "logs", "data", "gans", "fakes", "figures", "detectors", "tables", "eval")
+OWNED_DIRS = ("stages", "logs", "data", "gans", "simulators", "fakes", "figures", "detectors",
+              "tables", "eval")
 OWNED_FILES = ("report.html", "results.json")
 SEED_DIR = re.compile(r"seed-\d+")
 """Sub-folders of a multi-seed run (`study.seeds`), also removed by --force."""
@@ -47,15 +55,20 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
     """The ordered stage list for a resolved config."""
     stages = [Stage("patches", stage_patches, title="cut real patches")]
     setups = cfg["gan"]["setups"]
-    stages += [make_gan_stage(s) for s in setups]
-    stages += [make_fakes_stage(s) for s in setups]
-    all_fakes = tuple(f"fakes-{s['name']}" for s in setups)
-    train_fakes = (f"fakes-{cfg['detectors']['train_setup']}",)
+    if "sampled" in cfg["fakes"]["arms"]:
+        stages += [make_gan_stage(s) for s in setups]
+        stages += [make_fakes_stage(s) for s in setups]
+    if "simulated" in cfg["fakes"]["arms"]:
+        stages += [make_simulator_stage(s) for s in setups]
+        stages += [make_sim_fakes_stage(s) for s in setups]
+    all_fakes = tuple(f"fakes-{s['name']}" for s in study_setups(cfg))
     stages.append(Stage("quality", stage_quality, needs=all_fakes, title="FID / KID per setup"))
     stages.append(Stage("spectra", stage_spectra, needs=all_fakes, title="spectra per setup"))
     kinds = enabled_detectors(cfg)
-    stages += [make_detector_stage(kind, needs=train_fakes) for kind in kinds]
-    det_stages = tuple(f"detector-{k}" for k in kinds)
+    trains = train_setups(cfg)
+    stages += [make_detector_stage(kind, ts, detector_id(kind, ts, cfg), needs=(f"fakes-{ts}",))
+               for ts in trains for kind in kinds]
+    det_stages = tuple(f"detector-{detector_id(k, ts, cfg)}" for ts in trains for k in kinds)
     if kinds:
         stages.append(Stage("detection", stage_detection, needs=all_fakes + det_stages,
                             title="evaluate every detector on every setup"))
@@ -63,7 +76,7 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
         stages.append(Stage("bypass", stage_bypass, needs=all_fakes,
                             title="bypass detection rates"))
     if "cnn" in kinds:
-        cnn_needs = all_fakes + ("detector-cnn",)
+        cnn_needs = all_fakes + ("detector-cnn",)  # the first training setup's CNN
         if cfg["evaluate"]["robustness"]:
             stages.append(Stage("robustness", stage_robustness, needs=cnn_needs,
                                 title="CNN robustness grid"))
