@@ -73,7 +73,8 @@ def _write_tables(run, rng, *, standard, bad_ap):
         SPECTRA_COLUMNS, {"setup": SETUPS, "signed_difference": rng.uniform(-3, 3, 5)}, rng,
         top_fraction=0.25, profile="durall"))
     det, gen = _grid(KINDS, ROWS)
-    detection = _table(DETECTION_COLUMNS, {"detector": det, "generator": gen}, rng)
+    detection = _table(DETECTION_COLUMNS, {"detector": det, "generator": gen}, rng,
+                       train_setup="BASELINE")
     if bad_ap is not None:
         detection.loc[3, "ap"] = bad_ap
     run.write_csv(DETECTION_TABLE, detection)

@@ -90,12 +90,14 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
 
 
 def is_study_run(path: Path) -> bool:
-    """True when `path/config.yaml` is a resolved study config (its top-level keys)."""
+    """True when `path/config.yaml` is a resolved study config (by its top-level keys)."""
     try:
         saved = yaml.safe_load((path / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return False
-    return isinstance(saved, dict) and set(saved) == set(defaults())
+    # a subset: a run saved before a top-level key (e.g. `simulator`) was added still counts
+    return (isinstance(saved, dict) and set(saved) <= set(defaults())
+            and {"seed", "data", "gan", "detectors"} <= set(saved))
 
 
 def clear_owned(path: Path) -> None:

@@ -30,6 +30,7 @@ from ganforensics.study.report_sections import (
     SECTIONS,
     SectionData,
 )
+from ganforensics.study.setups import SIM_PREFIX, study_setups, train_setups
 from ganforensics.study.stages import StageResult, stage_info
 
 _UNIT = re.compile(
@@ -80,11 +81,15 @@ def _data_counts(run: RunFolder, cfg: Mapping[str, Any]) -> tuple[dict | None, d
             "sources": {str(k): int(v) for k, v in df.groupby("split")["source"].nunique().items()},
         }
     fakes = {}
-    for s in cfg["gan"]["setups"]:
+    for s in study_setups(cfg):
         p = run.path / fake_manifest_file(s["name"])
         if p.is_file():
             df = pd.read_csv(p)
             fakes[s["name"]] = {str(k): int(v) for k, v in df["split"].value_counts().items()}
+            if "psnr_db" in df.columns:  # a simulated setup: mean PSNR to the sources per split
+                fakes[s["name"]]["psnr_db"] = {
+                    str(k): round(float(v), 3)
+                    for k, v in df.groupby("split")["psnr_db"].mean().items()}
     return data, fakes
 
 
@@ -233,10 +238,17 @@ def _overview(rep: HtmlReport, results: Mapping[str, Any]) -> None:
     stages = results.get("stages", [])
     bad = [s for s in stages if s["status"] in FAILED]
     sec = rep.section("overview", "Overview: what was run")
+    arms = cfg["fakes"]["arms"]
+    sims = ("" if arms == ["sampled"] else
+            " Setups sim-<S> are the simulated arm: every real patch reconstructed by an "
+            "autoencoder whose decoder ends in S's last block (AutoGAN-style), so each fake "
+            "has the content of its source photo and keeps its split."
+            + (" No GAN was trained (fakes.arms: [simulated])." if "sampled" not in arms
+               else ""))
     sec.p("A small-scale reproduction of the GAN-forensics line of work: GANs whose last "
           "up-sampling block differs are trained on real photo patches; their fakes are "
           "measured (FID/KID, spectra); spectral and CNN detectors are trained on real vs "
-          f"{cfg['detectors']['train_setup']} fakes and tested on every setup.")
+          f"{' and on '.join(train_setups(cfg))} fakes and tested on every setup." + sims)
     if bad:
         sec.box(f"{len(bad)} stage(s) did not complete; their sections say why and show no "
                 "numbers.", "fail")
@@ -283,14 +295,25 @@ def _data(rep: HtmlReport, results: Mapping[str, Any], run_path: Path,
         frows = [{"setup": k, **{s: int(v.get(s, 0)) for s in SPLITS}}
                  for k, v in results["fakes"].items()]
         sec.table(pd.DataFrame(frows), "Fakes per setup and split (disjoint seed "
-                  "streams per setup and split; only the detectors' training setup needs "
-                  "train/val fakes).", fake_manifest_file("<setup>"))
+                  "streams per setup and split; only the detectors' training setups need "
+                  "train/val fakes; a simulated setup has one reconstruction per real patch, "
+                  "in its source's split).", fake_manifest_file("<setup>"))
+        prow = [{"setup": k, **{s: v["psnr_db"].get(s) for s in SPLITS}}
+                for k, v in results["fakes"].items() if "psnr_db" in v]
+        if prow:
+            sec.table(pd.DataFrame(prow), "Simulated setups: mean PSNR (dB) of each "
+                      "reconstruction to its own source patch, per split (the train split "
+                      "was the simulator's training data; val and test were never seen).",
+                      fake_manifest_file("sim-<setup>"))
     grids = [(run_path / REAL_GRID, "real (held-out)")]
     grids += [(run_path / grid_file(s), s) for s in setups]
     grids = [(p, c) for p, c in grids if p.is_file()]
     if grids:
         sec.p("Sample grids: real held-out patches and the first test fakes of each setup "
-              "(enlarged 2x, nearest neighbour).")
+              "(enlarged 2x, nearest neighbour)."
+              + (" In a sim-<S> grid each row of source reals is followed by the row of "
+                 "their reconstructions." if any(s.startswith(SIM_PREFIX) for s in setups)
+                 else ""))
         sec.grids(grids, grid_file("*"))
 
 
@@ -314,7 +337,7 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
     """The report page from `collect_results` output and the run folder's figures."""
     cfg = results["config"]
     env = results.get("env", {})
-    setups = [s["name"] for s in cfg["gan"]["setups"]]
+    setups = [s["name"] for s in study_setups(cfg)]
     rep = HtmlReport(
         "ganforensics study report",
         f"Run folder: {run_path}. Created {env.get('created', '?')}. Setups: {', '.join(setups)}."
@@ -336,8 +359,9 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
     sec = rep.section("files", "Files")
     sec.p("results.json holds every table above with its source file; tables/*.csv the tables; "
           "figures/*.png the figures; detectors/<kind>/ the trained detectors (model.json + "
-          "arrays); gans/<setup>/ the GAN runs and checkpoints; logs/ tracebacks of failed "
-          "stages.")
+          "arrays; <kind>@<setup>/ for a further training setup); gans/<setup>/ the GAN runs "
+          "and checkpoints; simulators/<setup>/ the simulator runs of the simulated arm; logs/ "
+          "tracebacks of failed stages.")
     return rep.to_html()
 
 

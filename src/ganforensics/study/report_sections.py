@@ -29,6 +29,7 @@ from ganforensics.study.detector_stages import (
 from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
 from ganforensics.study.measure_stages import QUALITY_TABLE, SPECTRA_FIGURE, SPECTRA_TABLE
 from ganforensics.study.report_html import Section, fmt
+from ganforensics.study.setups import SIM_PREFIX, train_setups
 
 GENERIC_VIEW_NOTE = "The table of this section lacks a column its layout needs; shown as written"
 
@@ -108,7 +109,7 @@ def caption_values(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "resamples": cfg["evaluate"]["resamples"], "claim_rule": rule_text(),
         "top_percent": f"{cfg['spectra']['top_fraction']:.0%}",
         "bypass_n": cfg["bypass"]["n_train"], "bypass_draws": cfg["bypass"]["draws"],
-        "train_setup": cfg["detectors"]["train_setup"], "top_k": cfg["explain"]["top_k"],
+        "train_setup": train_setups(cfg)[0], "top_k": cfg["explain"]["top_k"],
         "random_draws": cfg["explain"]["random_draws"],
         "gray_weights": "+".join(f"{w}{c}" for w, c in zip(GRAY_WEIGHTS, "RGB", strict=True)),
     }
@@ -145,6 +146,15 @@ def _figure(sec: Section, d: SectionData, name: str, cap: str, source: str,
 # ---------------------------------------------------------------- renderers
 
 
+def _with_arm(df: pd.DataFrame, col: str, d: SectionData) -> pd.DataFrame:
+    """`df` with an `arm` column after `col` when the run has simulated setups (sim-<S>)."""
+    if not any(s.startswith(SIM_PREFIX) for s in d.setups):
+        return df
+    arm = df[col].astype(str).map(lambda v: "simulated" if v.startswith(SIM_PREFIX)
+                                  else "sampled")
+    return df.assign(arm=arm)[[col, "arm", *[c for c in df.columns if c != col]]]
+
+
 def render_quality(sec: Section, d: SectionData) -> None:
     df = d.tables[QUALITY_TABLE]
     if not df["standard_extractor"].all():
@@ -155,14 +165,20 @@ def render_quality(sec: Section, d: SectionData) -> None:
         "KID ± std": [with_spread(v, e)
                       for v, e in zip(df["kid_mean"], df["kid_std"], strict=True)]})
     cols = ["setup", "FID ± sd", "KID ± std", "n_real", "n_fake", "feature_dim", "extractor"]
-    sec.table(_order(shown[cols], "setup", d.setups), caption("quality", d.cfg), QUALITY_TABLE)
+    sims = any(s.startswith(SIM_PREFIX) for s in d.setups)
+    sec.table(_with_arm(_order(shown[cols], "setup", d.setups), "setup", d),
+              caption("quality", d.cfg)
+              + (" A simulated setup's test fakes are the reconstructions of the test reals "
+                 "(n_fake of them), which are part of that real reference: its FID compares "
+                 "content-aligned sets." if sims else ""), QUALITY_TABLE)
 
 
 def render_spectra(sec: Section, d: SectionData) -> None:
     _figure(sec, d, SPECTRA_FIGURE, caption("spectra_figure", d.cfg), SPECTRA_FIGURE)
     df = d.tables[SPECTRA_TABLE]
     cols = ["setup", "discrepancy", "signed_difference", "n_real", "n_fake", "profile"]
-    sec.table(_order(df[cols], "setup", d.setups), caption("spectra", d.cfg), SPECTRA_TABLE)
+    sec.table(_with_arm(_order(df[cols], "setup", d.setups), "setup", d),
+              caption("spectra", d.cfg), SPECTRA_TABLE)
 
 
 def _intervals(df: pd.DataFrame, metric: str) -> list[str]:
@@ -171,26 +187,54 @@ def _intervals(df: pd.DataFrame, metric: str) -> list[str]:
             zip(df[metric], df[f"{metric}_lo"], df[f"{metric}_hi"], strict=True)]
 
 
-def render_detection(sec: Section, d: SectionData) -> None:
-    df = d.tables[DETECTION_TABLE]
-    df = df[df["generator"].astype(str) != "all"]
+def _detection_tables(sec: Section, df: pd.DataFrame, d: SectionData, trained: str) -> None:
+    """The tables of the detectors trained on one setup (`trained`: words for the captions)."""
     df = df.assign(ap_ci=_intervals(df, "ap"), acc_ci=_intervals(df, "acc_cal"),
                    claim=[claim(lo, hi) for lo, hi in zip(df["ap_lo"], df["ap_hi"],
                                                           strict=True)])
     sec.table(_pivot(df, "generator", "detector", "ap_ci", d.setups),
-              "Average precision (AP, threshold-free) of each detector (columns) on each "
-              "setup's test fakes against the test reals (rows); `mean` is the mean over "
+              f"Average precision (AP, threshold-free) of each detector{trained} (columns) on "
+              "each setup's test fakes against the test reals (rows); `mean` is the mean over "
               "setups (no interval). " + caption("detection", d.cfg), DETECTION_TABLE)
     setups = df[df["generator"].astype(str).isin(d.setups)]
     sec.table(_pivot(setups, "generator", "detector", "claim", d.setups),
               caption("claims", d.cfg), DETECTION_TABLE)
+    paired = setups[setups["pair_win"].notna()]
+    if len(paired):
+        paired = paired.assign(pw_ci=_intervals(paired, "pair_win"))
+        sec.table(_pivot(paired, "generator", "detector", "pw_ci", d.setups),
+                  f"Paired: the share of test pairs in which a simulated fake's P(fake) is "
+                  f"above its own source real's (ties count one half; 0.5 = chance), with a "
+                  f"95 % bootstrap interval over {d.cfg['evaluate']['resamples']} resamples "
+                  f"of the pairs (metrics.paired); detectors{trained}.", DETECTION_TABLE)
     sec.table(_pivot(df, "generator", "detector", "fake_acc_cal", d.setups),
               "Share of each setup's test fakes classified fake at the detector's "
-              "validation-calibrated threshold (the accuracy on fakes).", DETECTION_TABLE)
+              f"validation-calibrated threshold (the accuracy on fakes){trained}.",
+              DETECTION_TABLE)
     sec.table(_pivot(df, "generator", "detector", "acc_ci", d.setups),
               "Accuracy on test reals + that setup's test fakes at the calibrated "
               "threshold, with its 95 % bootstrap interval (the real accuracy is the same "
-              "in every row).", DETECTION_TABLE)
+              f"in every row){trained}.", DETECTION_TABLE)
+
+
+def render_detection(sec: Section, d: SectionData) -> None:
+    df = d.tables[DETECTION_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    trains = list(dict.fromkeys(df["train_setup"].astype(str)))
+    if len(trains) == 1:
+        _detection_tables(sec, df, d, "")
+        return
+    grid = df.assign(column=df["detector"].astype(str) + " on " + df["train_setup"].astype(str),
+                     ap_ci=_intervals(df, "ap"))
+    sec.table(_pivot(grid, "generator", "column", "ap_ci", d.setups),
+              "Transfer: AP [95 % interval] of each detector kind trained on each training "
+              "setup (columns `<kind> on <setup>`) on each setup's test fakes (rows), the "
+              "two arms side by side (AutoGAN's claim: trained on simulated fakes, it "
+              "detects sampled GAN fakes).", DETECTION_TABLE)
+    for ts in trains:
+        sec.p(f"Detectors trained on real vs {ts} fakes:")
+        _detection_tables(sec, df[df["train_setup"].astype(str) == ts], d,
+                          f" (trained on {ts})")
 
 
 def render_bypass(sec: Section, d: SectionData) -> None:
@@ -263,24 +307,28 @@ def spectra_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
 
 
 def detection_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
-    """Per detector, the setups it catches / partly catches / misses / is uncertain on, each
-    with its AP interval (`claims.claim`; the training setup marked)."""
-    train_setup = cfg["detectors"]["train_setup"]
-    d = rows.get(DETECTION_TABLE, [])
-    setups = [s["name"] for s in cfg["gan"]["setups"]]
+    """Per training setup and detector, the setups it catches / partly catches / misses / is
+    uncertain on, each with its AP interval (`claims.claim`; the training setup marked)."""
+    first = train_setups(cfg)[0]  # rows of a table written before `train_setup` existed
+    d = [{**r, "train_setup": r.get("train_setup", first)} for r in rows.get(DETECTION_TABLE, [])]
+    setups = list(dict.fromkeys(r.get("generator") for r in d))
+    trains = list(dict.fromkeys(r.get("train_setup") for r in d))
     out = []
-    for kind in dict.fromkeys(r.get("detector") for r in d):
-        by_gen = {r.get("generator"): r for r in d if r.get("detector") == kind}
-        groups: dict[str, list[str]] = {c: [] for c in CLAIMS}
-        for g in (g for g in setups if g in by_gen):
-            r = by_gen[g]
-            mark = " (training setup)" if g == train_setup else ""
-            groups[claim(r.get("ap_lo"), r.get("ap_hi"))].append(
-                f"{g}{mark} AP {with_interval(r['ap'], r.get('ap_lo'), r.get('ap_hi'))}")
-        parts = [f"{c} {', '.join(v)}" if c != "uncertain" else f"uncertain on {', '.join(v)}"
-                 for c, v in groups.items() if v]
-        if parts:
-            out.append(f"{kind}: " + "; ".join(parts) + f" [{DETECTION_TABLE}].")
+    for ts in trains:
+        for kind in dict.fromkeys(r.get("detector") for r in d if r.get("train_setup") == ts):
+            by_gen = {r.get("generator"): r for r in d
+                      if r.get("detector") == kind and r.get("train_setup") == ts}
+            groups: dict[str, list[str]] = {c: [] for c in CLAIMS}
+            for g in (g for g in setups if g in by_gen and g not in ("mean", "all")):
+                r = by_gen[g]
+                mark = " (training setup)" if g == ts else ""
+                groups[claim(r.get("ap_lo"), r.get("ap_hi"))].append(
+                    f"{g}{mark} AP {with_interval(r['ap'], r.get('ap_lo'), r.get('ap_hi'))}")
+            parts = [f"{c} {', '.join(v)}" if c != "uncertain"
+                     else f"uncertain on {', '.join(v)}" for c, v in groups.items() if v]
+            name = kind if len(trains) == 1 else f"{kind} trained on {ts}"
+            if parts:
+                out.append(f"{name}: " + "; ".join(parts) + f" [{DETECTION_TABLE}].")
     return out
 
 
@@ -319,7 +367,7 @@ SECTIONS: dict[str, ReportSection] = {
     "spectra": ReportSection("Spectra per setup against real", (SPECTRA_TABLE,), ("spectra",),
                              render_spectra, spectra_numbers),
     "detection": ReportSection(
-        "Detectors trained on real vs the training setup, tested on every setup",
+        "Detectors trained on real vs each training setup, tested on every setup",
         (DETECTION_TABLE,), ("detection",), render_detection, detection_numbers),
     "bypass": ReportSection(
         "Bypass: detection rates of modified generators (protocol: docs/spectral.md)",

@@ -34,7 +34,8 @@ from ganforensics.study.stages import Stage, StageResult
 AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     QUALITY_TABLE: (("setup",), ("fid", "kid_mean")),
     SPECTRA_TABLE: (("setup",), ("discrepancy", "signed_difference")),
-    DETECTION_TABLE: (("detector", "generator"), ("ap", "auc", "acc_cal")),
+    DETECTION_TABLE: (("train_setup", "detector", "generator"),
+                      ("ap", "auc", "acc_cal")),
     BYPASS_TABLE: (("kind", "generator"), ("rate_mean",)),
     ROBUSTNESS_TABLE: (("condition", "generator"), ("ap",)),
     GRAYSCALE_TABLE: (("generator", "input"), ("ap", "acc_cal")),
@@ -44,8 +45,10 @@ AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 written under the same name in the top folder with columns: keys, `metric`, `mean`, `sd`
 (across seeds, ddof = 1), `n_seeds` (seeds with a value), then one column per seed."""
 STAT_COLUMNS = ("metric", "mean", "sd", "n_seeds")
+CLAIM_KEYS = ("train_setup", "detector", "generator")
 CLAIMS_TABLE = "tables/claims.csv"
-"""Per detector x setup: the claim (`claims.claim`) of each seed and their counts."""
+"""Per training setup x detector x setup: the claim (`claims.claim`) of each seed and their
+counts."""
 
 
 def seed_dir(seed: int) -> str:
@@ -97,17 +100,18 @@ def aggregate_table(tables: Mapping[int, pd.DataFrame | None], keys: Sequence[st
 
 
 def claims_table(tables: Mapping[int, pd.DataFrame | None]) -> pd.DataFrame:
-    """Each seed's claim per detector x setup (from its AP interval) and the count of each."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    """Each seed's claim per training setup x detector x setup (from its AP interval) and the
+    count of each."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for seed, df in tables.items():
         if df is None:
             continue
         for r in df[~df["generator"].astype(str).isin(["mean", "all"])].to_dict("records"):
-            row = rows.setdefault((r["detector"], r["generator"]),
-                                  {"detector": r["detector"], "generator": r["generator"]})
+            key = (r["train_setup"], r["detector"], r["generator"])
+            row = rows.setdefault(key, dict(zip(CLAIM_KEYS, key, strict=True)))
             row[seed_dir(seed)] = claim(r.get("ap_lo"), r.get("ap_hi"))
     out = pd.DataFrame(list(rows.values()),
-                       columns=["detector", "generator", *map(seed_dir, tables)])
+                       columns=[*CLAIM_KEYS, *map(seed_dir, tables)])
     for c in CLAIMS:
         out.insert(out.columns.get_loc(seed_dir(next(iter(tables)))), c,
                    (out[[seed_dir(s) for s in tables]] == c).sum(axis=1))
