@@ -67,6 +67,11 @@ def demo(
     Several seeds: --preset seeds3 (or --seeds 2021,2022,2023) runs each seed as its own
     study in OUT/seed-N/ and writes OUT/report.html with mean ± sd across seeds.
 
+    Two arms: --preset arms adds, for each setup S, setup sim-S: every real patch
+    reconstructed by an up-sampling simulator ending in S's last block (content-aligned
+    fakes); detectors are trained on BASELINE and on sim-BASELINE, and the detection table
+    gains the paired pair_win (each fake's score above its own source's).
+
     Example: ganforensics demo --out runs/demo
 
     Example: ganforensics demo --quick --preset seeds3 --out runs/demo-3seeds
