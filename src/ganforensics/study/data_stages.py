@@ -141,7 +141,8 @@ def make_simulator_stage(setup: Mapping[str, Any]) -> Stage:
                 "last_block": config.last_block}
 
     return Stage(f"simulator-{name}", _run, needs=("patches",),
-                 title=f"train the {setup['last_block']} simulator of {name}")
+                 title=f"train the up-sampling simulator of {name} (last block "
+                       f"{setup['last_block']})")
 
 
 def make_sim_fakes_stage(setup: Mapping[str, Any]) -> Stage:
