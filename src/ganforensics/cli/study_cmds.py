@@ -44,7 +44,7 @@ def demo(
     out_dir: Path = typer.Option(DEMO_OUT, "--out", "-o",
                                  help="Run folder (created; rerun the same command to resume)."),
     quick: bool = typer.Option(False, "--quick",
-                               help="The quick preset (CI smoke test, about 3 minutes)."),
+                               help="The quick preset (CI smoke test, about 1.5 minutes)."),
     preset: list[str] = typer.Option(None, "--preset", help=_PRESET_HELP),
     seeds: str = typer.Option(None, "--seeds", help=_SEEDS_HELP),
     force: bool = typer.Option(False, "--force",
@@ -59,7 +59,7 @@ def demo(
     32x32 whose last up-sampling block differs (BASELINE, N.1.5, B.1.5, Z.1.5, N.3.5), measures
     their fakes (FID/KID, spectra), trains spectral and CNN detectors on real vs BASELINE and
     tests them on every setup (AP/accuracy, bypass rates, robustness, grayscale), then writes
-    report.html, results.json and CSV tables. About 15 minutes on 2 CPU cores (--quick: ~3).
+    report.html, results.json and CSV tables. About 7 minutes on 2 idle CPU cores (--quick: 1.5).
 
     Interrupted? Rerun the same command: finished stages are skipped and GAN training resumes
     from its last checkpoint. The last line on stdout says where the report is.
