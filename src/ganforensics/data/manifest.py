@@ -130,3 +130,18 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
 def split_of(df: pd.DataFrame, split: str) -> pd.DataFrame:
     """Rows of one split."""
     return df[df["split"].astype(str) == split]
+
+
+def remove_listed_outputs(folder: Path, manifest_name: str = "manifest.csv") -> bool:
+    """Delete the PNGs that `folder/manifest_name` lists (only files directly inside `folder`)
+    and the manifest itself; False (nothing removed) when there is no manifest."""
+    manifest = folder / manifest_name
+    if not manifest.is_file():
+        return False
+    old = pd.read_csv(manifest, usecols=lambda c: c == "path")
+    for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
+        p = folder / name
+        if p.parent == folder and p.suffix.lower() == ".png" and p.is_file():
+            p.unlink()
+    manifest.unlink()
+    return True

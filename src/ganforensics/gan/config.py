@@ -82,20 +82,30 @@ class GanConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GanConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"GAN config: unknown key(s) {', '.join(unknown)}")
-        kw = dict(d)
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
-        return cls(**kw).validate()
+        return cls(**config_kwargs(cls, d, "GAN config")).validate()
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A training-config dataclass as plain YAML/JSON data (`betas` as a list)."""
+    d = dataclasses.asdict(config)
+    d["betas"] = list(config.betas)
+    return d
+
+
+def config_kwargs(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
+    """Constructor arguments of the dataclass `cls` from saved data; unknown keys are a
+    ConfigError naming `what`."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
+    kw = dict(d)
+    if "betas" in kw:
+        kw["betas"] = tuple(kw["betas"])
+    return kw
 
 
 PRESETS: dict[str, dict[str, Any]] = {

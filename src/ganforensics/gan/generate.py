@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ganforensics import console
-from ganforensics.data.manifest import new_manifest, write_manifest
+from ganforensics.data.manifest import new_manifest, remove_listed_outputs, write_manifest
 from ganforensics.errors import InputError, RunExistsError
 from ganforensics.gan.nets import Generator
 from ganforensics.gan.train import to_uint8
@@ -168,14 +168,7 @@ def _remove_earlier_output(out: Path, generator: str) -> None:
 
     Refuses a folder holding anything else, so --force never empties an unrelated folder.
     """
-    manifest = out / "manifest.csv"
-    if manifest.is_file():
-        old = pd.read_csv(manifest, usecols=lambda c: c == "path")
-        for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
-            p = out / name
-            if p.parent == out and p.suffix.lower() == ".png" and p.is_file():
-                p.unlink()
-        manifest.unlink()
+    if remove_listed_outputs(out):
         return
     ours = [p for p in out.iterdir() if p.is_file() and (
         (p.suffix == ".png" and p.name.startswith(f"{generator}_"))

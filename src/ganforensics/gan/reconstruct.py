@@ -22,7 +22,12 @@ from safetensors.torch import load_file
 
 from ganforensics import console
 from ganforensics.data.importers import collect_inputs
-from ganforensics.data.manifest import error_mask, new_manifest, write_manifest
+from ganforensics.data.manifest import (
+    error_mask,
+    new_manifest,
+    remove_listed_outputs,
+    write_manifest,
+)
 from ganforensics.errors import InputError, RunExistsError
 from ganforensics.gan.simulate import psnr
 from ganforensics.gan.simulator import Simulator
@@ -154,14 +159,7 @@ def _write_all(net: Simulator, meta: dict[str, Any], out: Path, df: pd.DataFrame
 def _remove_earlier_output(out: Path) -> None:
     """Delete the PNGs an earlier `reconstruct` listed in its manifest, and the manifest;
     refuse a folder holding anything else."""
-    manifest = out / "manifest.csv"
-    if not manifest.is_file():
+    if not remove_listed_outputs(out):
         raise RunExistsError(f"{out}: not empty and holds no `gan reconstruct` manifest; "
                              "choose another --out")
-    old = pd.read_csv(manifest, usecols=lambda c: c == "path")
-    for name in old.get("path", pd.Series(dtype=str)).dropna().astype(str):
-        p = out / name
-        if p.parent == out and p.suffix.lower() == ".png" and p.is_file():
-            p.unlink()
-    manifest.unlink()
     console.info(f"{out}: replaced an earlier `gan reconstruct` output")

@@ -8,7 +8,6 @@ simulator.safetensors + simulator.json. Batches are slices of seeded per-epoch p
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,12 @@ from ganforensics.gan.simulator import Simulator, SimulatorConfig, reconstructio
 from ganforensics.gan.train import (
     MEMORY_FORMAT,
     BatchSampler,
+    clear_training_outputs,
     deterministic,
     images_to_tensor,
     run_id_for,
     to_uint8,
+    training_finished,
 )
 from ganforensics.io.atomic import atomic_path, save_png_atomic, write_csv_atomic
 from ganforensics.io.images import image_grid
@@ -194,14 +195,8 @@ def train_simulator(
                            force=force, resume=resume)
     with run:
         if force:
-            for name in ("checkpoints", "samples", "stages"):
-                p = run.path / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-            for name in ("simulator.safetensors", "simulator.json", "losses.csv"):
-                (run.path / name).unlink(missing_ok=True)
-        if run.stage_done("train") and (run.path / "simulator.safetensors").exists():
-            console.info(f"{run.path}: training already finished; nothing to do")
+            clear_training_outputs(run, "simulator")
+        if training_finished(run, "simulator"):
             return run.path
         tr, start = _start(config, run, stack, resume)
         end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)

@@ -19,7 +19,6 @@ reconstructed, pixel-aligned with its source.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforensics.errors import ConfigError
+from ganforensics.gan.config import config_kwargs, config_to_dict
 from ganforensics.gan.nets import SIZES, make_last_block, parse_last_block
 from ganforensics.seeding import DEFAULT_SEED
 
@@ -74,20 +74,11 @@ class SimulatorConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SimulatorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"simulator config: unknown key(s) {', '.join(unknown)}")
-        kw = dict(d)
-        if "betas" in kw:
-            kw["betas"] = tuple(kw["betas"])
-        return cls(**kw).validate()
+        return cls(**config_kwargs(cls, d, "simulator config")).validate()
 
 
 class Simulator(nn.Module):

@@ -153,12 +153,21 @@ def _open_run(
     return run, stack, cfg
 
 
-def _clear_outputs(run: RunFolder) -> None:
-    """Remove what an earlier run wrote (for `force=True`)."""
+def clear_training_outputs(run: RunFolder, weights: str) -> None:
+    """Remove what an earlier training run wrote (for `force=True`): checkpoints, sample grids,
+    stage markers, losses.csv and the final `<weights>.safetensors` / `<weights>.json`."""
     for name in ("checkpoints", "samples", "stages"):
         shutil.rmtree(run.path / name, ignore_errors=True)
-    for name in ("generator.safetensors", "generator.json", "losses.csv"):
+    for name in (f"{weights}.safetensors", f"{weights}.json", "losses.csv"):
         (run.path / name).unlink(missing_ok=True)
+
+
+def training_finished(run: RunFolder, weights: str) -> bool:
+    """True (and says so) when the run already wrote its final `<weights>.safetensors`."""
+    if run.stage_done("train") and (run.path / f"{weights}.safetensors").exists():
+        console.info(f"{run.path}: training already finished; nothing to do")
+        return True
+    return False
 
 
 def _start(config: GanConfig, run: RunFolder, stack: np.ndarray, resume: bool
@@ -318,9 +327,8 @@ def train_gan(
     run, stack, cfg = _open_run(config, data, Path(out_dir), resume=resume, force=force)
     with run:
         if force:
-            _clear_outputs(run)
-        if run.stage_done("train") and (run.path / "generator.safetensors").exists():
-            console.info(f"{run.path}: training already finished; nothing to do")
+            clear_training_outputs(run, "generator")
+        if training_finished(run, "generator"):
             return run.path
         tr, start = _start(config, run, stack, resume)
         end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
