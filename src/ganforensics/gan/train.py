@@ -80,6 +80,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 @contextlib.contextmanager
 def deterministic() -> Iterator[None]:
+    """Run the block with torch's deterministic algorithms (warn-only), then restore."""
     prev = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
