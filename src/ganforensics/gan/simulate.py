@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
 
 from ganforensics import console
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -31,8 +30,9 @@ from ganforensics.gan.train import (
     run_id_for,
     to_uint8,
     training_finished,
+    write_final_weights,
 )
-from ganforensics.io.atomic import atomic_path, save_png_atomic, write_csv_atomic
+from ganforensics.io.atomic import save_png_atomic, write_csv_atomic
 from ganforensics.io.images import image_grid
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import derive_seed
@@ -165,11 +165,7 @@ def _save_simulator(tr: _SimTraining, cfg: dict[str, Any]) -> None:
         "output": "uint8((x * 0.5 + 0.5) * 255) clipped",
         "config": cfg,
     }
-    with atomic_path(run.path / "simulator.safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tr.net.state_dict().items()},
-                  str(tmp))
-    run.write_json("simulator.json", meta)
-    run.mark_stage_done("train", {"steps": c.steps})
+    write_final_weights(run, "simulator", tr.net, meta)
 
 
 def train_simulator(

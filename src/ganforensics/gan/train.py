@@ -297,11 +297,18 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
         "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
         "config": cfg,
     }
-    with atomic_path(run.path / "generator.safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tr.gen.state_dict().items()},
+    write_final_weights(run, "generator", tr.gen, meta)
+
+
+def write_final_weights(run: RunFolder, weights: str, module: torch.nn.Module,
+                        meta: dict[str, Any]) -> None:
+    """`<weights>.safetensors` (contiguous tensors, written temp-then-rename) and
+    `<weights>.json`, then the run's `train` stage marker (the run is finished)."""
+    with atomic_path(run.path / f"{weights}.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
                   str(tmp))
-    run.write_json("generator.json", meta)
-    run.mark_stage_done("train", {"steps": c.steps})
+    run.write_json(f"{weights}.json", meta)
+    run.mark_stage_done("train", {"steps": int(meta["steps"])})
 
 
 def train_gan(
