@@ -81,6 +81,20 @@ def test_aggregate_is_numpy_mean_and_sd_beside_each_seed() -> None:
     assert row["sd"] == pytest.approx(np.std([0.7, 0.65], ddof=1))
 
 
+def test_aggregate_skips_absent_metrics_and_all_nan_rows() -> None:
+    a = pd.DataFrame({"generator": ["B", "sim-B"], "ap": [0.9, 0.8],
+                      "pair_win": [np.nan, 0.75]})
+    b = a.assign(ap=[0.7, 0.6], pair_win=[np.nan, 0.95])
+    old = a[["generator", "ap"]].assign(ap=[0.5, 0.4])  # an older seed table: no pair_win
+    agg = aggregate_table({1: a, 2: b, 3: old}, ("generator",), ("ap", "pair_win"))
+    pw = agg[agg["metric"] == "pair_win"]
+    assert list(pw["generator"]) == ["sim-B"]  # the sampled row has no pair_win in any seed
+    assert pw.iloc[0]["n_seeds"] == 2
+    assert pw.iloc[0]["mean"] == pytest.approx(0.85)
+    assert np.isnan(pw.iloc[0]["seed-3"])
+    assert list(agg[agg["metric"] == "ap"]["n_seeds"]) == [3, 3]
+
+
 def _counting_stages(calls: dict, interrupt: set) -> list[Stage]:
     def make(name: str) -> Stage:
         def _run(ctx):
@@ -139,8 +153,10 @@ def test_two_seed_study_end_to_end(tmp_path) -> None:
         for m in metrics:
             rows = agg[agg["metric"] == m].reset_index(drop=True)
             vals = np.stack([per_seed[s][name][m].to_numpy(float) for s in (2021, 2022)])
+            kept = ~np.isnan(vals).all(axis=0)  # rows without a value in any seed are dropped
+            vals = vals[:, kept]
             assert list(rows[list(keys)].itertuples(index=False)) == list(
-                per_seed[2021][name][list(keys)].itertuples(index=False)), (name, m)
+                per_seed[2021][name][list(keys)][kept].itertuples(index=False)), (name, m)
             np.testing.assert_allclose(rows["mean"], vals.mean(axis=0), rtol=1e-12)
             np.testing.assert_allclose(rows["sd"], vals.std(axis=0, ddof=1), rtol=1e-9,
                                        atol=1e-15)

@@ -35,7 +35,7 @@ AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     QUALITY_TABLE: (("setup",), ("fid", "kid_mean")),
     SPECTRA_TABLE: (("setup",), ("discrepancy", "signed_difference")),
     DETECTION_TABLE: (("train_setup", "detector", "generator"),
-                      ("ap", "auc", "acc_cal")),
+                      ("ap", "auc", "acc_cal", "pair_win")),
     BYPASS_TABLE: (("kind", "generator"), ("rate_mean",)),
     ROBUSTNESS_TABLE: (("condition", "generator"), ("ap",)),
     GRAYSCALE_TABLE: (("generator", "input"), ("ap", "acc_cal")),
@@ -71,16 +71,18 @@ def aggregate_table(tables: Mapping[int, pd.DataFrame | None], keys: Sequence[st
                     metrics: Sequence[str]) -> pd.DataFrame:
     """Mean, sd and count across seeds of each metric per key row, with each seed's value.
 
-    Rows are metric-major in the order of first appearance; a seed without the table or the
-    row has NaN there and is left out of its mean / sd.
+    Rows are metric-major in the order of first appearance; a seed without the table, the
+    row or the metric's column has NaN there and is left out of its mean / sd; rows with no
+    value in any seed (e.g. `pair_win` of sampled setups) are dropped.
     """
     keys, long = list(keys), []
     for seed, df in tables.items():
         if df is None:
             continue
         for m in metrics:
-            long.append(df[keys].assign(metric=m, value=df[m].astype(float),
-                                        seed=seed_dir(seed)))
+            if m in df.columns:
+                long.append(df[keys].assign(metric=m, value=df[m].astype(float),
+                                            seed=seed_dir(seed)))
     index = [*keys, "metric"]
     if not long:
         return pd.DataFrame(columns=[*keys, *STAT_COLUMNS, *map(seed_dir, tables)])
@@ -96,7 +98,7 @@ def aggregate_table(tables: Mapping[int, pd.DataFrame | None], keys: Sequence[st
     out.insert(len(index) + 1, "sd", values.std(axis=1, ddof=1))
     out.insert(len(index) + 2, "n_seeds", values.notna().sum(axis=1))
     out.columns.name = None
-    return out
+    return out[out["n_seeds"] > 0].reset_index(drop=True)
 
 
 def claims_table(tables: Mapping[int, pd.DataFrame | None]) -> pd.DataFrame:
