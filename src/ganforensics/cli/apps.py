@@ -18,6 +18,12 @@ EXIT_CODES_HELP = (
     "130 interrupted."
 )
 
+TRAINING_DATA_HELP = (
+    "Real images: manifest CSV(s), folder(s) or image files. Only real rows are used (label 0, "
+    "or unlabelled), and only split 'train' when splits exist."
+)
+"""`--data` of the commands that train on real images (`gan train`, `gan simulate`)."""
+
 
 class _Group(TyperGroup):
     """A group that turns library errors into one-line messages and exit codes."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ganforensics.cli.apps import EXIT_CODES_HELP, app, gan_app
+from ganforensics.cli.apps import EXIT_CODES_HELP, TRAINING_DATA_HELP, app, gan_app
 from ganforensics.console import out, warn
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError
@@ -31,8 +31,7 @@ _D = GanConfig()
 @gan_app.command("train", epilog=EXIT_CODES_HELP)
 def train_cmd(
     data: list[Path] = typer.Option(
-        ..., "--data", help="Real images: manifest CSV(s), folder(s) or image files. Only real "
-        "rows are used (label 0, or unlabelled), and only split 'train' when splits exist.",
+        ..., "--data", help=TRAINING_DATA_HELP,
         show_default=False,
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder to write.",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ganforensics.cli.apps import EXIT_CODES_HELP, gan_app
+from ganforensics.cli.apps import EXIT_CODES_HELP, TRAINING_DATA_HELP, gan_app
 from ganforensics.console import out
 from ganforensics.data.manifest import error_mask
 from ganforensics.devices import check_device
@@ -22,8 +22,7 @@ _S = SimulatorConfig()
 @gan_app.command("simulate", epilog=EXIT_CODES_HELP)
 def simulate_cmd(
     data: list[Path] = typer.Option(
-        ..., "--data", help="Real images: manifest CSV(s), folder(s) or image files. Only real "
-        "rows are used (label 0, or unlabelled), and only split 'train' when splits exist.",
+        ..., "--data", help=TRAINING_DATA_HELP,
         show_default=False,
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Run folder to write.",

@@ -19,7 +19,6 @@ import torch
 
 from ganforensics import console
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from ganforensics.gan.data import load_training_images
 from ganforensics.gan.simulator import Simulator, SimulatorConfig, reconstruction_loss
 from ganforensics.gan.train import (
     MEMORY_FORMAT,
@@ -27,6 +26,7 @@ from ganforensics.gan.train import (
     clear_training_outputs,
     deterministic,
     images_to_tensor,
+    open_training_run,
     run_id_for,
     to_uint8,
     training_finished,
@@ -185,10 +185,8 @@ def train_simulator(
     `stop_at_step` stops early after a checkpoint. The run folder is locked while this runs.
     """
     config.validate()
-    stack, data_info = load_training_images(data, config.size)
-    cfg = {**config.to_dict(), "data": data_info}
-    run = RunFolder.create(Path(out_dir), cfg, seed=config.seed, device=config.device,
-                           force=force, resume=resume)
+    run, stack, cfg = open_training_run(config, data, Path(out_dir), resume=resume,
+                                       force=force)
     with run:
         if force:
             clear_training_outputs(run, "simulator")

@@ -143,10 +143,11 @@ class _Training:
         return self.run.path / "checkpoints"
 
 
-def _open_run(
-    config: GanConfig, data: Any, out: Path, *, resume: bool, force: bool
+def open_training_run(
+    config: Any, data: Any, out: Path, *, resume: bool, force: bool
 ) -> tuple[RunFolder, np.ndarray, dict[str, Any]]:
-    """Load the data, then create (or reuse) the run folder, which is locked from here on."""
+    """Load the data at `config.size`, then create (or reuse) the run folder of a training
+    config (`GanConfig`, `SimulatorConfig`), which is locked from here on."""
     stack, data_info = load_training_images(data, config.size)
     cfg = {**config.to_dict(), "data": data_info}
     run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
@@ -332,7 +333,8 @@ def train_gan(
     checkpoint) leaving a resumable run. The run folder is locked while this runs.
     """
     config.validate()
-    run, stack, cfg = _open_run(config, data, Path(out_dir), resume=resume, force=force)
+    run, stack, cfg = open_training_run(config, data, Path(out_dir), resume=resume,
+                                       force=force)
     with run:
         if force:
             clear_training_outputs(run, "generator")
