@@ -10,8 +10,10 @@ loop.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import secrets
+import sys
 import threading
 import time
 import uuid
@@ -285,11 +287,12 @@ def create_app(
     async def page() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
-    @app.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+    @app.get("/healthz", response_model=Health, response_model_exclude_none=True,
+             summary="Liveness: the process answers")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Health,
+    @app.get("/readyz", response_model=Health, response_model_exclude_none=True,
              summary="Readiness: 200 once the detectors are loaded, else 503")
     async def readyz() -> dict[str, Any]:
         svc.require_ready()
@@ -372,5 +375,13 @@ def run_server(models: Sequence[ModelSpec], settings: ServeSettings = DEFAULTS) 
     """Serve `models` with uvicorn until interrupted (logs on stderr)."""
     import uvicorn  # the serve extra; imported when a server actually starts
 
+    if not log.handlers:  # our lines (ready, load failures) beside uvicorn's, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    for handler in log_config["handlers"].values():
+        handler["stream"] = "ext://sys.stderr"  # access lines too: stdout carries only the URL
     uvicorn.run(create_app(models, settings), host=settings.host, port=settings.port,
-                log_level="info", timeout_graceful_shutdown=5)
+                log_level="info", log_config=log_config, timeout_graceful_shutdown=5)
