@@ -223,6 +223,8 @@ def test_one_bad_file_alone_is_answered_with_its_problem(client, tmp_path, name)
     write_hostile(folder)
     r = client.post("/v1/detect", files={"files[]": (name, (folder / name).read_bytes())})
     body = assert_problem(r, EXPECTED_STATUS[name], name)
+    slug = "not-an-image" if EXPECTED_STATUS[name] == 415 else "unprocessable-image"
+    assert body["type"].endswith("/" + slug)
     assert body["instance"] == "/v1/detect" and len(body["errors"]) == 1
 
 
@@ -259,11 +261,13 @@ def test_other_bad_requests_are_4xx_problems(client):
     tiny = png_bytes(np.zeros((4, 4, 3), np.uint8))
     assert_problem(client.post("/v1/detect", files={"files[]": ("t.png", tiny)}), 422,
                    "too small")
-    assert_problem(client.post("/v1/detect", json={"files": []}), 415, "multipart")
+    body = assert_problem(client.post("/v1/detect", json={"files": []}), 415, "multipart")
+    assert body["type"].endswith("/invalid-request")  # a malformed request, not a bad image
     assert_problem(client.post("/v1/detect", data={"note": "no file"},
                                files={"other": ("a.png", tiny)}), 422, "no files")
-    assert_problem(client.post("/v1/detect?explain=maybe",
-                               files={"files[]": ("t.png", tiny)}), 422, "explain")
+    body = assert_problem(client.post("/v1/detect?explain=maybe",
+                                      files={"files[]": ("t.png", tiny)}), 422, "explain")
+    assert body["type"].endswith("/invalid-request") and body["errors"][0]["loc"][-1] == "explain"
     assert_problem(client.post("/v1/detect", content=b"--x\r\ngarbage",
                                headers={"content-type": "multipart/form-data; boundary=x"}),
                    422, "no files")

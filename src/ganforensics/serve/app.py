@@ -43,7 +43,13 @@ from ganforensics import __version__
 from ganforensics.serve.batching import MicroBatcher, QueueClosed, QueueFull
 from ganforensics.serve.engine import Job, score_batch
 from ganforensics.serve.models import ModelSpec, ServedDetector, load_served
-from ganforensics.serve.problems import MEDIA_TYPE, Problem, install_handlers, problem_body
+from ganforensics.serve.problems import (
+    INVALID_REQUEST,
+    MEDIA_TYPE,
+    Problem,
+    install_handlers,
+    problem_body,
+)
 from ganforensics.serve.schemas import DetectResponse, Health, ModelsResponse
 from ganforensics.serve.settings import API_KEY_HEADER, DEFAULTS, ServeSettings
 from ganforensics.serve.uploads import decode_upload
@@ -212,7 +218,7 @@ async def _read_uploads(request: Request, s: ServeSettings) -> list[tuple[str, b
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         raise Problem(415, "send the images as multipart/form-data in the field files[] "
-                           f"(got content-type {ctype or 'none'!r})")
+                           f"(got content-type {ctype or 'none'!r})", slug=INVALID_REQUEST)
     try:
         form = await request.form(max_files=s.max_files, max_fields=s.max_files + 16)
     except StarletteHTTPException as exc:
@@ -220,7 +226,8 @@ async def _read_uploads(request: Request, s: ServeSettings) -> list[tuple[str, b
             raise
         if "too many files" in str(exc.detail).lower():
             raise Problem(413, f"more than {s.max_files} files in one request") from None
-        raise Problem(400, f"malformed multipart body ({exc.detail})") from None
+        raise Problem(400, f"malformed multipart body ({exc.detail})",
+                      slug=INVALID_REQUEST) from None
     try:
         ups = [v for k, v in form.multi_items() if k in FILE_FIELDS and isinstance(v, UploadFile)]
         out: list[tuple[str, bytes | Problem]] = []
@@ -328,8 +335,9 @@ def create_app(
         batcher = svc.require_ready()
         uploads = await _read_uploads(request, s)
         if not uploads:
-            raise Problem(422, "no files: send one or more images in the multipart field "
-                               "files[]")
+            raise Problem(422, "no files: send one or more images as file parts (with a "
+                               "filename) in the multipart field files[]",
+                          title="Invalid request", slug=INVALID_REQUEST)
         entries: list[dict[str, Any]] = []
         jobs: list[Job] = []
         where: list[int] = []

@@ -20,6 +20,8 @@ MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "https://ganforensics.invalid/problems/"
 """Problem `type` URIs: this prefix plus a slug (documented in docs/serve.md)."""
 
+INVALID_REQUEST = "invalid-request"
+"""The `type` slug of a request that is malformed as a request (not as an image)."""
 SLUGS = {400: "bad-request", 401: "unauthorized", 404: "not-found", 405: "method-not-allowed",
          413: "too-large", 415: "not-an-image", 422: "unprocessable-image",
          500: "internal-error", 503: "unavailable"}
@@ -28,10 +30,11 @@ log = logging.getLogger("ganforensics.serve")
 
 
 def problem_body(status: int, detail: str, *, title: str | None = None,
-                 instance: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The members of one problem object."""
+                 instance: str | None = None, slug: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """The members of one problem object (`slug` overrides the status's type slug)."""
     body: dict[str, Any] = {
-        "type": TYPE_PREFIX + SLUGS.get(status, str(status)),
+        "type": TYPE_PREFIX + (slug or SLUGS.get(status, str(status))),
         "title": title or HTTPStatus(status).phrase,
         "status": int(status),
         "detail": detail,
@@ -46,8 +49,10 @@ class Problem(Exception):
     """An error answer: status, one-line detail, optional headers and extension members."""
 
     def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+                 headers: dict[str, str] | None = None, slug: str | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
+        self.slug = slug
         self.status = int(status)
         self.detail = detail
         self.title = title
@@ -58,7 +63,7 @@ class Problem(Exception):
         """The problem+json response (`instance` is the request's path when given)."""
         path = request.url.path if request is not None else None
         body = problem_body(self.status, self.detail, title=self.title, instance=path,
-                            **self.extra)
+                            slug=self.slug, **self.extra)
         return JSONResponse(body, status_code=self.status, headers=self.headers,
                             media_type=MEDIA_TYPE)
 
@@ -80,7 +85,8 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
               for e in exc.errors()]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else first["msg"]
-    return Problem(422, detail, title="Invalid request", errors=errors).response(request)
+    return Problem(422, detail, title="Invalid request", slug=INVALID_REQUEST,
+                   errors=errors).response(request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
