@@ -56,9 +56,18 @@
   }
 
   function spectrumPlot(s) {
-    const W = 320, H = 170, L = 34, B = 22, T = 8, R = 8;
-    const ref = s.reference;
-    const ys = s.profile.slice();
+    // Each curve divided by its first bin (as the spectral-profile detector normalises):
+    // 20 ln|F| grows with image size, so only the shapes compare across sizes.
+    const W = 320, H = 170, L = 38, B = 22, T = 8, R = 8;
+    const norm = (arr, by) => arr.map((v) => v / (by || 1));
+    const prof = norm(s.profile, s.profile[0]);
+    let ref = null;
+    if (s.reference) {
+      const m0 = s.reference.mean[0];
+      ref = {freq: s.reference.freq, mean: norm(s.reference.mean, m0),
+             std: norm(s.reference.std, m0)};
+    }
+    const ys = prof.slice();
     if (ref) ref.mean.forEach((m, i) => ys.push(m - ref.std[i], m + ref.std[i]));
     const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
     const X = (f) => L + f * (W - L - R), Y = (v) => T + (1 - (v - lo) / span) * (H - T - B);
@@ -71,7 +80,7 @@
       t.textContent = text; svg.append(t);
     };
     axis(L, H - 6, "0", "middle"); axis(W - R, H - 6, "Nyquist", "end");
-    axis(L - 3, T + 8, hi.toFixed(0), "end"); axis(L - 3, H - B, lo.toFixed(0), "end");
+    axis(L - 3, T + 8, hi.toFixed(2), "end"); axis(L - 3, H - B, lo.toFixed(2), "end");
     if (ref) {
       const up = ref.freq.map((f, i) => `${X(f)},${Y(ref.mean[i] + ref.std[i])}`);
       const dn = ref.freq.map((f, i) => `${X(f)},${Y(ref.mean[i] - ref.std[i])}`).reverse();
@@ -79,18 +88,20 @@
       svg.append(svgEl("polyline", {points: ref.freq.map((f, i) => `${X(f)},${Y(ref.mean[i])}`)
         .join(" "), fill: "none", stroke: "#1e8449", "stroke-width": 1.5}));
     }
-    svg.append(svgEl("polyline", {points: s.freq.map((f, i) => `${X(f)},${Y(s.profile[i])}`)
+    svg.append(svgEl("polyline", {points: s.freq.map((f, i) => `${X(f)},${Y(prof[i])}`)
       .join(" "), fill: "none", stroke: "#c0392b", "stroke-width": 2}));
     const cap = ref ? "Red: this image; green: the run's real images (mean ± sd). "
       : "This image (no reference spectrum: not a study run). ";
     return el("figure", {}, svg, el("figcaption",
-      {text: cap + "20 ln|F| per radius, frequency as a fraction of Nyquist."}));
+      {text: cap + "20 ln|F| per radius over its first bin; frequency as a fraction of " +
+       "Nyquist."}));
   }
 
   function newCard(file) {
     const card = el("article", {class: "card pending", "data-filename": file.name,
                                 "aria-busy": "true"});
     const thumb = el("img", {class: "thumb", alt: ""});
+    thumb.addEventListener("error", () => { thumb.style.display = "none"; });
     if (file.type.startsWith("image/")) thumb.src = URL.createObjectURL(file);
     card.append(el("div", {class: "head"}, thumb,
       el("div", {}, el("h2", {text: file.name}),
