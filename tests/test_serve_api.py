@@ -351,3 +351,26 @@ def test_resolve_models_names_each_detector_of_runs_and_seed_runs(tmp_path, run_
     for bad in (tmp_path / "missing", tmp_path):
         with pytest.raises(InputError):
             resolve_models([bad])
+
+
+def test_concurrent_requests_share_micro_batches_across_two_workers(run_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    arrays = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(12)]
+    det = load_detector(run_dir / "detectors" / "cnn")
+    expected = det.probs(arrays)
+    app = create_app(resolve_models([run_dir / "detectors" / "cnn"]),
+                     DEFAULTS.with_(workers=2, max_batch=8, max_wait_ms=80.0))
+    with TestClient(app) as c:
+        wait_ready(c)
+
+        def post(i: int) -> dict:
+            r = c.post("/v1/detect", files={"files[]": (f"{i}.png", png_bytes(arrays[i]))})
+            assert r.status_code == 200, r.text
+            return r.json()["results"][0]["detectors"][0]
+
+        with ThreadPoolExecutor(12) as pool:
+            verdicts = list(pool.map(post, range(12)))
+    np.testing.assert_allclose([v["p_fake"] for v in verdicts], expected, atol=1e-4)
+    assert max(v["batch_size"] for v in verdicts) > 1  # requests were batched together
