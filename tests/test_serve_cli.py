@@ -120,3 +120,33 @@ def test_the_command_serves_on_loopback_and_stops_cleanly(tmp_path):
     assert proc.returncode == 0, err
     assert out.strip() == f"http://127.0.0.1:{port}/"
     assert "ready: 2 detector(s)" in err and "Uvicorn running on http://127.0.0.1" in err
+
+
+@pytest.mark.slow
+def test_a_detector_that_fails_to_load_stops_the_server_with_exit_2(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "detectors" / "cnn" / "model.safetensors").write_bytes(b"not safetensors")
+    proc = start_server(run, free_port())
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "could not load the detectors" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_the_api_key_never_shows_in_the_settings_repr():
+    from ganforensics.serve.settings import DEFAULTS
+
+    assert "s3cret" not in repr(DEFAULTS.with_(api_key="s3cret"))
+
+
+@pytest.mark.slow
+def test_a_port_in_use_exits_2_with_one_line(tmp_path):
+    run = make_run(tmp_path / "run")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start_server(run / "detectors" / "cnn", port)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert f"could not serve on 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -10,6 +10,7 @@ loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import secrets
@@ -40,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ganforensics import __version__
+from ganforensics.errors import InputError
 from ganforensics.serve.batching import MicroBatcher, QueueClosed, QueueFull
 from ganforensics.serve.engine import Job, score_batch
 from ganforensics.serve.models import ModelSpec, ServedDetector, load_served
@@ -61,6 +63,8 @@ FILE_FIELDS = ("files[]", "files")
 DECODE_THREADS = 2
 """Uploads decoded at once (Pillow releases the GIL while decoding)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LOAD_JOIN_TIMEOUT_S = 120.0
+"""How long a shutdown waits for the detectors still loading."""
 ROUTES = ("/", "/healthz", "/readyz", "/metrics", "/v1/detect", "/v1/models")
 STATIC = files("ganforensics.serve") / "static"
 
@@ -102,10 +106,11 @@ class Metrics:
 class Service:
     """What the routes share: settings, the loaded detectors, the batcher, the metrics."""
 
-    def __init__(self, settings: ServeSettings,
-                 load: Callable[[], list[ServedDetector]]) -> None:
+    def __init__(self, settings: ServeSettings, load: Callable[[], list[ServedDetector]],
+                 on_load_error: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self._load = load
+        self._on_load_error = on_load_error
         self.detectors: list[ServedDetector] = []
         self.batcher: MicroBatcher[Job] | None = None
         self.load_error: str | None = None
@@ -134,6 +139,8 @@ class Service:
         except Exception as exc:  # noqa: BLE001 - reported by /readyz, the process stays up
             self.load_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.error("loading the detectors failed: %s", self.load_error)
+            if self._on_load_error is not None:
+                self._on_load_error(self.load_error)
 
     def _run_batch(self, jobs: list[Job]) -> list[dict[str, Any]]:
         return score_batch(self.detectors, jobs,
@@ -251,17 +258,24 @@ def _error_entry(name: str, problem: Problem) -> dict[str, Any]:
 def create_app(
     models: Sequence[ModelSpec] | Callable[[], list[ServedDetector]],
     settings: ServeSettings = DEFAULTS,
+    on_load_error: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The service over `models` (specs to load, or a function returning loaded detectors)."""
+    """The service over `models` (specs to load, or a function returning loaded detectors).
+
+    If loading fails, `/readyz` stays 503 with the reason and `on_load_error(reason)` is called
+    (the command uses it to stop the server and exit 2)."""
     load = models if callable(models) else (lambda: load_served(list(models)))
-    svc = Service(settings, load)
+    svc = Service(settings, load, on_load_error)
     s = settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         svc.decode_limiter = anyio.CapacityLimiter(DECODE_THREADS)
-        threading.Thread(target=svc.load, name="gf-load-models", daemon=True).start()
+        loader = threading.Thread(target=svc.load, name="gf-load-models", daemon=True)
+        loader.start()
         yield
+        # a shutdown during loading waits for it: torch must not be torn down mid-load
+        await anyio.to_thread.run_sync(loader.join, LOAD_JOIN_TIMEOUT_S)
         await anyio.to_thread.run_sync(svc.close)
 
     app = FastAPI(
@@ -380,7 +394,8 @@ def create_app(
 
 
 def run_server(models: Sequence[ModelSpec], settings: ServeSettings = DEFAULTS) -> None:
-    """Serve `models` with uvicorn until interrupted (logs on stderr)."""
+    """Serve `models` with uvicorn until interrupted (logs on stderr); `InputError` after a
+    clean stop when the detectors could not be loaded."""
     import uvicorn  # the serve extra; imported when a server actually starts
 
     if not log.handlers:  # our lines (ready, load failures) beside uvicorn's, on stderr
@@ -389,7 +404,28 @@ def run_server(models: Sequence[ModelSpec], settings: ServeSettings = DEFAULTS) 
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    for handler in log_config["handlers"].values():
-        handler["stream"] = "ext://sys.stderr"  # access lines too: stdout carries only the URL
-    uvicorn.run(create_app(models, settings), host=settings.host, port=settings.port,
-                log_level="info", log_config=log_config, timeout_graceful_shutdown=5)
+    for handler_cfg in log_config["handlers"].values():
+        handler_cfg["stream"] = "ext://sys.stderr"  # access lines too: stdout has only the URL
+    failed: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def stop(reason: str) -> None:
+        failed.append(reason)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(models, settings, on_load_error=stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                           log_level="info", log_config=log_config,
+                                           timeout_graceful_shutdown=5))
+    started = True
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it got
+            server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind (port in use, bad address)
+        started = False
+    if failed:
+        raise InputError(f"could not load the detectors: {failed[0]}")
+    if not (started and server.started):
+        raise InputError(f"could not serve on {settings.host}:{settings.port} (the log above "
+                         "says why; is the port in use?)")

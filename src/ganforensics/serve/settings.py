@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ganforensics.errors import ConfigError
@@ -38,7 +38,7 @@ class ServeSettings:
     """How long a worker waits for more images after the first before it runs the batch."""
     retry_after_s: int = 1
     """Retry-After of a 503 (queue full or models still loading)."""
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     """When set, /v1/* requires the header X-API-Key with this value (never logged)."""
 
     def with_(self, **changes: Any) -> ServeSettings:
