@@ -138,7 +138,9 @@ def test_failed_loading_keeps_readyz_503_with_the_reason():
         raise InputError("models/x: no detector here")
 
     with TestClient(create_app(broken)) as c:
-        time.sleep(0.2)
+        t0 = time.monotonic()
+        while "still loading" in c.get("/readyz").text and time.monotonic() - t0 < 20:
+            time.sleep(0.05)
         assert_problem(c.get("/readyz"), 503, "no detector here")
         assert c.get("/healthz").status_code == 200
 
