@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from skimage import data as skdata
@@ -105,6 +106,14 @@ def test_page_uploads_scores_and_rejects_in_chromium(server, tmp_path):
                          if v["name"] == "cnn")
             assert f"{p_cnn:.3f}" in text  # the card shows what the API answered
             assert by["notes.png"]["error"]["status"] == 415
+            with page.expect_download() as dl:
+                page.click("#dl-csv")
+            table = pd.read_csv(dl.value.path(), keep_default_na=False)
+            mine = table[table["filename"] == "chelsea.png"]
+            assert sorted(mine["detector"]) == ["cnn", "ensemble", "spectral-profile"]
+            cnn_row = mine[mine["detector"] == "cnn"].iloc[0]
+            assert float(cnn_row["p_fake"]) == pytest.approx(p_cnn)
+            assert table[table["filename"] == "notes.png"]["error"].iloc[0].startswith("415")
 
             page.screenshot(path=str(tmp_path / "page-1200.png"), full_page=True)
             if shots:
