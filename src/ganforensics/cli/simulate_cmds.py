@@ -68,8 +68,10 @@ def simulate_cmd(
 
 @gan_app.command("reconstruct", epilog=EXIT_CODES_HELP)
 def reconstruct_cmd(
-    run: Path = typer.Argument(..., help="A finished `gan simulate` run folder.",
-                               show_default=False),
+    run: str = typer.Argument(..., help="A finished `gan simulate` run folder, or "
+                              "shipped:BLOCK for the simulator the package ships for that "
+                              "last block (32 px; trained on the embedded photos' train "
+                              "patches, docs/gan.md).", show_default=False),
     data: list[Path] = typer.Option(..., "--data", help="Real images to reconstruct: "
                                     "manifest CSV(s), folder(s) or image files (label-0 or "
                                     "unlabelled rows).", show_default=False),
@@ -87,6 +89,8 @@ def reconstruct_cmd(
 
     Example: ganforensics gan reconstruct runs/sim-N.1.5 --data patches/manifest.csv
     --out fakes/sim-N.1.5
+
+    Example: ganforensics gan reconstruct shipped:B.1.5 --data my-photos/ --out fakes/sim-B.1.5
     """
     df = reconstruct(run, [str(p) for p in data], out_dir, force=force)
     bad = int(error_mask(df).sum())

@@ -29,6 +29,7 @@ from ganforensics.data.manifest import (
     write_manifest,
 )
 from ganforensics.errors import InputError, RunExistsError
+from ganforensics.gan.shipped import resolve_simulator
 from ganforensics.gan.simulate import psnr
 from ganforensics.gan.simulator import Simulator
 from ganforensics.gan.train import images_to_tensor, to_uint8
@@ -41,8 +42,9 @@ RECONSTRUCT_BATCH = 64
 
 
 def load_simulator(run_dir: str | os.PathLike[str]) -> tuple[Simulator, dict[str, Any]]:
-    """(simulator in eval mode, simulator.json metadata) from a finished `gan simulate` run."""
-    run = Path(run_dir)
+    """(simulator in eval mode, simulator.json metadata) from a finished `gan simulate` run,
+    or from a shipped simulator named `shipped:<BLOCK>` (`gan.shipped`, 32 px)."""
+    run = resolve_simulator(run_dir)
     meta_p, weights_p = run / "simulator.json", run / "simulator.safetensors"
     if not weights_p.exists() or not meta_p.exists():
         raise InputError(f"{run}: no simulator.safetensors/simulator.json (is training "

@@ -1,0 +1,151 @@
+"""Up-sampling simulators shipped inside the package, trained once on the embedded photos.
+
+`bench/simulator_quality.py --ship DIR` trains one simulator per last block on the train
+patches of the embedded photos (`data photos` defaults), measures it and writes, per block,
+`DIR/sim-<BLOCK>-<SIZE>/` with `simulator.safetensors` + `simulator.json` (what `gan
+simulate` writes) and `provenance.json` (the exact command, data, steps, seed, threads,
+training time, FID, floor and PSNR), plus one `DIR/train-patches.txt`: the sha256 of the pixels
+of every training patch (`pixel_sha256`, so a PNG encoder's version does not matter), one per
+line. A study uses a shipped simulator only where that is honest:
+every one of its train patches was in the simulator's training set and none of its
+validation or test photos was (`shipped_unfit` says why not, and the study then trains one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganforensics.errors import ConfigError, InputError
+from ganforensics.gan.nets import parse_last_block
+from ganforensics.io.atomic import write_json_atomic, write_text_atomic
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED_PREFIX = "shipped:"
+TRAIN_PATCHES = "train-patches.txt"
+PROVENANCE = "provenance.json"
+WEIGHT_FILES = ("simulator.safetensors", "simulator.json")
+
+
+def _block_name(last_block: str) -> str:
+    return "BASELINE" if parse_last_block(last_block) is None else last_block.strip().upper()
+
+
+def shipped_dir_name(last_block: str, size: int) -> str:
+    """Folder name of a shipped simulator, e.g. `sim-N.1.5-32`."""
+    return f"sim-{_block_name(last_block)}-{int(size)}"
+
+
+def find_shipped(last_block: str, size: int, root: Path = SHIPPED_DIR) -> Path | None:
+    """The shipped simulator folder of a last block and size, or None when none ships."""
+    path = root / shipped_dir_name(last_block, size)
+    return path if all((path / f).is_file() for f in (*WEIGHT_FILES, PROVENANCE)) else None
+
+
+def resolve_simulator(ref: str | os.PathLike[str], size: int = 32) -> Path:
+    """A simulator run folder: `ref` itself, or for `shipped:<BLOCK>` the shipped one of that
+    block at `size` px (an InputError lists the shipped blocks when there is none)."""
+    text = str(ref)
+    if not text.startswith(SHIPPED_PREFIX):
+        return Path(ref)
+    block = text[len(SHIPPED_PREFIX):]
+    try:
+        path = find_shipped(block, size)
+    except ConfigError as exc:
+        raise InputError(f"{text}: {exc}") from None
+    if path is None:
+        have = ", ".join(p["folder"] for p in list_shipped()) or "none"
+        raise InputError(f"{text}: no shipped simulator for that last block at {size} px "
+                         f"(shipped: {have})")
+    return path
+
+
+def list_shipped(root: Path = SHIPPED_DIR) -> list[dict[str, Any]]:
+    """Provenance of every shipped simulator (with its `folder`), sorted by folder name."""
+    out = []
+    for path in sorted(root.glob("sim-*")):
+        if (path / PROVENANCE).is_file():
+            out.append({"folder": path.name, **json.loads((path / PROVENANCE).read_text())})
+    return out
+
+
+def training_hashes(root: Path = SHIPPED_DIR) -> set[str]:
+    """sha256 of every patch the shipped simulators were trained on (empty when none ship)."""
+    path = root / TRAIN_PATCHES
+    if not path.is_file():
+        return set()
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def pixel_sha256(image: np.ndarray) -> str:
+    """sha256 of an image's uint8 pixels (H, W, C, C order) with its shape."""
+    arr = np.ascontiguousarray(image, dtype=np.uint8)
+    return hashlib.sha256(repr(arr.shape).encode() + arr.tobytes()).hexdigest()
+
+
+def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFrame
+                  ) -> str | None:
+    """Why the shipped simulator at `path` must not stand in for one trained on `train` (the
+    study's train images) and tested on `held_out` (its val and test rows, with `group` or
+    `source` naming their photo); None if it may.
+
+    It may when every train image was in its training set and no held-out image comes from a
+    photo that was: then its reconstructions are those of a simulator trained on a superset of
+    the same photos, and no test photo leaked into it.
+    """
+    known = training_hashes(path.parent)
+    if not known:
+        return f"{path.parent / TRAIN_PATCHES} is missing"
+    missing = sum(pixel_sha256(img) not in known for img in train)
+    if missing:
+        return (f"{missing} of the study's {len(train)} train patches were not in its training "
+                "set (other photos, seed or patch size)")
+    prov = json.loads((path / PROVENANCE).read_text())
+    trained_groups = set(prov.get("data", {}).get("groups", []))
+    leaked = sorted(set(held_out.get("group", held_out["source"]).astype(str)) & trained_groups)
+    if leaked:
+        return f"it was trained on photos the study holds out ({', '.join(leaked)})"
+    return None
+
+
+def install_shipped(path: Path, run_dir: Path) -> Path:
+    """Copy a shipped simulator into `run_dir` (replacing what is there) as a finished run
+    that `gan.reconstruct` reads; its provenance becomes `run_dir/shipped.json`."""
+    run_dir = Path(run_dir)
+    tmp = run_dir.with_name(run_dir.name + ".installing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in WEIGHT_FILES:
+        shutil.copyfile(path / name, tmp / name)
+    shutil.copyfile(path / PROVENANCE, tmp / "shipped.json")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    tmp.rename(run_dir)
+    return run_dir
+
+
+def write_shipped(run_dir: Path, out_root: Path, provenance: dict[str, Any],
+                  train_sha256: Iterable[str]) -> Path:
+    """Package a finished `gan simulate` run as a shipped simulator under `out_root` (its
+    weights and metadata, `provenance`, and the shared list of the `pixel_sha256` of its
+    training images)."""
+    meta = json.loads((Path(run_dir) / "simulator.json").read_text())
+    dest = Path(out_root) / shipped_dir_name(meta["last_block"], meta["size"])
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WEIGHT_FILES:
+        shutil.copyfile(Path(run_dir) / name, dest / name)
+    hashes = sorted(set(train_sha256))
+    known = training_hashes(Path(out_root))
+    if known and known != set(hashes):
+        raise InputError(f"{Path(out_root) / TRAIN_PATCHES}: the simulators shipped there were "
+                         "trained on other patches; ship into an empty folder")
+    write_json_atomic(dest / PROVENANCE, provenance)
+    write_text_atomic(Path(out_root) / TRAIN_PATCHES, "".join(f"{h}\n" for h in hashes))
+    return dest
