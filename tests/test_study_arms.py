@@ -16,9 +16,14 @@ from ganforensics.study.detector_stages import (
     DETECTION_TABLE,
     pair_columns,
 )
-from ganforensics.study.measure_stages import grid_file
+from ganforensics.study.measure_stages import (
+    ARMS_FIGURE,
+    QUALITY_COLUMNS,
+    QUALITY_TABLE,
+    grid_file,
+)
 from ganforensics.study.pipeline import run_study
-from ganforensics.study.report_sections import GENERIC_VIEW_NOTE
+from ganforensics.study.report_sections import GENERIC_VIEW_NOTE, autogan_lines
 
 TINY = {
     "fakes": {"arms": ["sampled", "simulated"], "n_train": 30, "n_val": 12, "n_test": 16},
@@ -103,11 +108,43 @@ def test_both_arms_tiny_study_end_to_end_and_resume(tmp_path) -> None:
     assert (sim["pair_win"] <= sim["pair_win_hi"] + 1e-12).all()
     assert det[~det["generator"].isin(SIM)][["pair_win", "pair_win_lo",
                                              "pair_win_hi"]].isna().all().all()
+    # quality: one floor, every setup against it; a simulated setup's FID set is the
+    # reconstructions of the floor's second sample of reals (as many as the reference)
+    q = pd.read_csv(out / QUALITY_TABLE)
+    assert tuple(q.columns) == QUALITY_COLUMNS and q["floor"].nunique() == 1
+    assert q["ratio"].to_numpy() == pytest.approx((q["fid"] / q["floor"]).to_numpy())
+    assert dict(zip(q["setup"], q["arm"], strict=True)) == {
+        **dict.fromkeys(SAMPLED, "sampled"), **dict.fromkeys(SIM, "simulated")}
+    sims = q[q["arm"] == "simulated"]
+    assert (sims["n_fake"] == sims["n_real"]).all() and sims["psnr_db"].gt(0).all()
+    assert q[q["arm"] == "sampled"]["psnr_db"].isna().all()
+    assert (out / ARMS_FIGURE).is_file()
     page = report.read_text()
     assert GENERIC_VIEW_NOTE not in page and "Transfer: AP" in page
+    assert ARMS_FIGURE in page and "FID / floor" in page
+    assert "(Zhang, Karaman and Chang, WIFS 2019)" in page
     weights = out / "simulators" / "BASELINE" / "simulator.safetensors"
     before = (weights.stat().st_mtime_ns, (out / DETECTION_TABLE).read_bytes())
     # a rerun resumes: nothing is recomputed, the numbers stay
     _, again = run_study(cfg, out)
     assert {r.status for r in again} == {"cached"}
     assert (weights.stat().st_mtime_ns, (out / DETECTION_TABLE).read_bytes()) == before
+
+
+def test_autogan_claim_is_worded_from_each_transfer_interval() -> None:
+    rows = [
+        {"train_setup": "sim-BASELINE", "detector": "cnn", "generator": "BASELINE",
+         "ap": 0.6, "ap_lo": 0.55, "ap_hi": 0.65},
+        {"train_setup": "BASELINE", "detector": "cnn", "generator": "sim-BASELINE",
+         "ap": 0.95, "ap_lo": 0.92, "ap_hi": 0.97},
+        {"train_setup": "sim-BASELINE", "detector": "spectral-profile", "generator": "BASELINE",
+         "ap": 0.8, "ap_lo": 0.75, "ap_hi": 0.85},
+    ]
+    head, cnn, spec = autogan_lines(rows)
+    assert head.startswith("AutoGAN's claim")
+    assert cnn.startswith("cnn trained on sim-BASELINE misses BASELINE's GAN samples (AP 0.600")
+    assert "trained on BASELINE, it catches sim-BASELINE (AP 0.950" in cnn
+    assert spec.startswith("spectral-profile trained on sim-BASELINE partly catches")
+    assert "trained on BASELINE," not in spec  # no reverse row for that kind
+    # a run that trains on no simulated setup has nothing to say
+    assert autogan_lines([{**rows[1]}]) == []

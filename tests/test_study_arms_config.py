@@ -12,7 +12,13 @@ from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.study.config import PRESETS, load_config
 from ganforensics.study.context import detector_id
 from ganforensics.study.pipeline import build_stages
-from ganforensics.study.setups import simulator_overrides, study_setups, train_setups
+from ganforensics.study.setups import (
+    SIMULATOR_FIELDS,
+    simulator_overrides,
+    study_setups,
+    train_setups,
+    uses_shipped,
+)
 
 BOTH = {"fakes": {"arms": ["sampled", "simulated"]}}
 
@@ -21,8 +27,8 @@ def _names(cfg):
     return [st.name for st in build_stages(cfg)]
 
 
-def test_default_is_the_sampled_arm_alone_with_no_simulator_stage() -> None:
-    cfg = load_config()
+def test_sampled_preset_is_the_sampled_arm_alone_with_no_simulator_stage() -> None:
+    cfg = load_config(preset="sampled")
     assert cfg["fakes"]["arms"] == ["sampled"]
     assert [s["name"] for s in study_setups(cfg)] == ["BASELINE", "N.1.5", "B.1.5", "Z.1.5",
                                                       "N.3.5"]
@@ -32,6 +38,16 @@ def test_default_is_the_sampled_arm_alone_with_no_simulator_stage() -> None:
     # the first training setup keeps the detectors' old folder / stage names
     assert {"detector-cnn", "detector-spectral-decay", "detector-spectral-profile"} <= set(names)
     assert detector_id("cnn", "BASELINE", cfg) == "cnn"
+
+
+def test_default_runs_both_arms_with_shipped_simulators() -> None:
+    cfg = load_config()
+    assert cfg["fakes"]["arms"] == ["sampled", "simulated"]
+    assert cfg["simulator"]["source"] == "shipped" and uses_shipped(cfg)
+    assert train_setups(cfg) == ["BASELINE", "sim-BASELINE"]
+    # a training setting means training: a shipped simulator has its own settings
+    assert not uses_shipped(load_config({"simulator": {"steps": 50}}))
+    assert not uses_shipped(load_config({"simulator": {"source": "train"}}))
 
 
 def test_both_arms_pair_every_setup_with_its_simulated_counterpart() -> None:
@@ -79,7 +95,8 @@ def test_train_setup_lists_are_taken_as_given() -> None:
         ({"simulator": {"steps": 0}}, "config key 'simulator.steps' must be positive"),
         ({"simulator": {"lr": "fast"}}, "config key 'simulator.lr' must be number or null"),
         ({"simulator": {"stpes": 3}}, "unknown config key 'simulator.stpes'"),
-        ({"detectors": {"train_setup": "sim-BASELINE"}},
+        ({"simulator": {"source": "zoo"}}, "config key 'simulator.source': unknown value"),
+        ({"fakes": {"arms": ["sampled"]}, "detectors": {"train_setup": "sim-BASELINE"}},
          "config key 'detectors.train_setup': 'sim-BASELINE' is not one of"),
         ({**BOTH, "detectors": {"train_setup": ["BASELINE", "sim-X"]}}, "'sim-X' is not one of"),
         ({**BOTH, "detectors": {"train_setup": []}}, "'detectors.train_setup' must name"),
@@ -97,7 +114,8 @@ def test_arms_errors_name_the_key(over, text) -> None:
 
 def test_simulator_defaults_live_in_the_library() -> None:
     cfg = load_config()
-    assert set(cfg["simulator"].values()) == {None}
+    assert {k: v for k, v in cfg["simulator"].items() if k != "source"} == dict.fromkeys(
+        SIMULATOR_FIELDS)
     assert simulator_overrides(cfg) == {}
     over = simulator_overrides(load_config({"simulator": {"steps": 7, "lr": 1}}))
     assert over == {"steps": 7, "lr": 1.0}
@@ -106,8 +124,9 @@ def test_simulator_defaults_live_in_the_library() -> None:
         "steps": 1, "batch_size": 2, "lr": 0.1, "width": 3, "bottleneck": 4}}))) <= fields
 
 
-def test_arms_preset_turns_on_both_arms() -> None:
-    assert "arms" in PRESETS
-    cfg = load_config(preset=["quick", "arms"])
-    assert cfg["fakes"]["arms"] == ["sampled", "simulated"]
+def test_sampled_preset_combines_with_quick() -> None:
+    assert "sampled" in PRESETS and "arms" not in PRESETS
+    cfg = load_config(preset=["quick", "sampled"])
+    assert cfg["fakes"]["arms"] == ["sampled"]
     assert cfg["gan"]["steps"] == load_config(preset="quick")["gan"]["steps"]
+    assert load_config(preset="quick")["fakes"]["arms"] == ["sampled", "simulated"]

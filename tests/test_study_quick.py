@@ -19,6 +19,7 @@ from ganforensics.study import measure_stages as ms
 from ganforensics.study.config import load_config
 from ganforensics.study.pipeline import build_stages, run_study
 from ganforensics.study.report_sections import GENERIC_VIEW_NOTE, SECTIONS
+from ganforensics.study.setups import study_setups
 
 PROFILES_TABLE = ms.PROFILES_TABLE
 TABLE_COLUMNS = {
@@ -46,7 +47,12 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     assert results["problems"] == []
     assert {s["status"] for s in results["stages"]} == {"done"}
     assert len(results["stages"]) == len(build_stages(load_config(preset="quick")))
-    setups = [s["name"] for s in results["config"]["gan"]["setups"]]
+    setups = [s["name"] for s in study_setups(results["config"])]
+    gan_setups = [s["name"] for s in results["config"]["gan"]["setups"]]
+    assert setups == [n for g in gan_setups for n in (g, f"sim-{g}")]  # both arms by default
+    for g in gan_setups:  # the shipped simulators stand in (the quick patches are theirs)
+        assert (out / "simulators" / g / "shipped.json").is_file(), g
+        assert not (out / "simulators" / g / "checkpoints").exists(), g
     for sec_id, sec in results["sections"].items():
         assert sec["status"] == "ok", (sec_id, sec)
         for fname, rows in sec["tables"].items():
@@ -63,6 +69,7 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     assert re.search(r">\d+\.\d+ ± \d", qual_sec)
     quality = results["sections"]["quality"]["tables"]["tables/quality.csv"]
     assert [r["setup"] for r in quality] == setups
+    assert len({r["floor"] for r in quality}) == 1 and quality[0]["floor"] > 0
     # the discrepancy restated from the per-bin mean profiles of tables/spectra_profiles.csv
     prof = pd.read_csv(out / PROFILES_TABLE)
     real = prof[prof["group"] == "real"]["mean"].to_numpy()
@@ -78,7 +85,7 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     assert {r["detector"] for r in det} == {"spectral-decay", "spectral-profile", "cnn"}
     assert set(setups) <= {r["generator"] for r in det}
     bypass = results["sections"]["bypass"]["tables"]["tables/bypass.csv"]
-    assert set(setups[1:]) <= {r["generator"] for r in bypass}
+    assert set(setups) - {"BASELINE"} <= {r["generator"] for r in bypass}
     # rerunning the same command resumes: every stage is skipped
     res2 = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
     assert res2.exit_code == 0, res2.output

@@ -66,9 +66,11 @@ def _grid(a, b):
 
 
 def _write_tables(run, rng, *, standard, bad_ap):
+    fid = rng.uniform(10, 90, 5)
     run.write_csv(QUALITY_TABLE, _table(
-        QUALITY_COLUMNS, {"setup": SETUPS, "fid": rng.uniform(10, 90, 5)}, rng,
-        n_real=30, n_fake=40, feature_dim=64, extractor="fallback", standard_extractor=standard))
+        QUALITY_COLUMNS, {"setup": SETUPS, "fid": fid, "ratio": fid / 8.0}, rng, arm="sampled",
+        floor=8.0, psnr_db=np.nan, n_real=30, n_fake=30, feature_dim=64, extractor="fallback",
+        standard_extractor=standard))
     run.write_csv(SPECTRA_TABLE, _table(
         SPECTRA_COLUMNS, {"setup": SETUPS, "signed_difference": rng.uniform(-3, 3, 5)}, rng,
         top_fraction=0.25, profile="durall"))
@@ -143,7 +145,9 @@ def test_report_has_every_section_inlined_and_traceable(tmp_path, rng) -> None:
     # the key numbers restate table values, naming their file
     q = pd.read_csv(run.path / "tables/quality.csv")
     lo = q.loc[q["fid"].idxmin()]
-    assert f"FID ranges from {lo['fid']:.3f} ± {lo['fid_sd']:.3f} ({lo['setup']})" in page
+    assert "Real-vs-real FID floor at n = 30: 8.0 [tables/quality.csv]" in page
+    assert (f"Sampled fakes: FID from {lo['fid']:.3f} ± {lo['fid_sd']:.3f} ({lo['setup']}, "
+            f"{lo['ratio']:.2f}x the floor)") in page
     results = json.loads((run.path / "results.json").read_text())
     assert results["problems"] == []
     assert all(results["sections"][s]["status"] == "ok" for s in SECTIONS)
@@ -206,8 +210,9 @@ def test_every_section_uses_its_own_layout_and_states_its_key_numbers(tmp_path, 
     assert ">jpeg:75</td>" in _section(page, "robustness")
     # one key number per section that has any, each naming its file
     overview = _section(page, "overview")
-    for text in ("FID ranges from", "Spectral discrepancy from real, smallest to largest",
-                 "spectral-decay: ", "cnn: ", "Bypass (spectral-profile): detection rates",
+    for text in ("Real-vs-real FID floor at n = ",
+                 "Spectral discrepancy from real, smallest to largest", "spectral-decay: ",
+                 "cnn: ", "Bypass (spectral-profile): detection rates",
                  "CNN mean AP on RGB", "Masking the FF-RS top-k maps"):
         assert text in overview, text
     det = pd.read_csv(run.path / DETECTION_TABLE)

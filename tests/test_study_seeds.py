@@ -30,7 +30,7 @@ from test_study_resume import _HOLD, _SRC  # the helper process that holds a fol
 TINY = {"data": {"max_patches": 240},
         "gan": {"setups": ["BASELINE", "N.1.5"], "steps": 8, "checkpoint_every": 4,
                 "batch_size": 16},
-        "fakes": {"n_train": 40, "n_val": 20, "n_test": 30},
+        "fakes": {"arms": ["sampled"], "n_train": 40, "n_val": 20, "n_test": 30},
         "quality": {"extractor": "fallback", "kid_subsets": 5, "grid": 2, "fid_resamples": 10},
         "detectors": {"cnn": {"epochs": 1}},
         "evaluate": {"resamples": 100, "robustness": False},

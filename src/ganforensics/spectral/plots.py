@@ -113,3 +113,49 @@ def plot_spectra(
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return target
+
+
+def plot_profile_panels(
+    panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    out: str | os.PathLike[str],
+    *,
+    zoom: float = 0.5,
+    dpi: int = PLOT_DPI,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG of small multiples: one panel per key of `panels`, holding the mean ± std
+    durall profile of each of its groups (name -> (freq, profiles (N, bins))) over the top
+    `1 - zoom` of frequencies; the same colour for the same group name in every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    if not panels:
+        raise InputError("no spectra to plot")
+    names = list(dict.fromkeys(n for groups in panels.values() for n in groups))
+    colors = plt.get_cmap("tab10")
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False,
+                             layout="constrained")
+    for ax, (panel, groups) in zip(axes.flat, panels.items(), strict=False):
+        for name, (freq, prof) in groups.items():
+            mean, lo, hi = _band(prof, False)
+            sel = freq >= freq[0] + zoom * (freq[-1] - freq[0])
+            color = colors(names.index(name) % 10)
+            ax.fill_between(freq[sel], lo[sel], hi[sel], color=color, alpha=0.15, linewidth=0)
+            ax.plot(freq[sel], mean[sel], color=color, lw=1.5, label=f"{name} (n={len(prof)})")
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel("spatial frequency (fraction of Nyquist)", fontsize=8)
+        ax.set_ylabel(YLABEL["durall"], fontsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title or f"durall profiles, mean ± std, top {1 - zoom:.0%} of frequencies")
+    target = Path(out)
+    with atomic_path(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return target

@@ -28,9 +28,10 @@ from ganforensics.gan.config import PRESETS as GAN_PRESETS
 from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
 from ganforensics.metrics.features import EXTRACTORS
 from ganforensics.spectral.classifiers import CLASSIFIERS
-from ganforensics.study.setups import check_arms, check_train_setups
+from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train_setups
 
-PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml", "arms": "arms.yaml"}
+PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
+           "sampled": "sampled.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -67,6 +68,7 @@ _REGISTRIES: dict[str, Collection[Any]] = {
 # choices with no registry in the library (Recipe.monitor is compared with "val_acc")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "detectors.cnn.monitor": ("val_acc", "val_loss"),
+    "simulator.source": SIMULATOR_SOURCES,
 }
 # integer keys and their smallest valid value (KID and covariances need at least 2 images)
 _MINIMUM: dict[str, int] = {
@@ -75,7 +77,7 @@ _MINIMUM: dict[str, int] = {
     "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
     "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
     "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
-    "quality.fid_resamples": 0,
+    "quality.fid_resamples": 0, "quality.n": 2,
 }
 
 

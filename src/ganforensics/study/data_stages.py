@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ganforensics import console
 from ganforensics.console import progress_enabled
 from ganforensics.data.manifest import split_of, usable, write_manifest
 from ganforensics.data.photos import make_patches
 from ganforensics.errors import InputError
 from ganforensics.gan.config import GanConfig, preset
+from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import generate
 from ganforensics.gan.reconstruct import reconstruct
+from ganforensics.gan.shipped import PROVENANCE, find_shipped, install_shipped, shipped_unfit
 from ganforensics.gan.simulate import train_simulator
 from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.gan.train import train_gan
 from ganforensics.seeding import derive_seed
 from ganforensics.study.context import SPLITS, StudyContext, subsample
-from ganforensics.study.setups import sim_name, simulator_overrides
+from ganforensics.study.setups import sim_name, simulator_overrides, uses_shipped
 from ganforensics.study.stages import Stage
 
 REAL_MANIFEST = "data/real.csv"
@@ -122,6 +126,18 @@ def simulator_config(ctx: StudyContext, setup: Mapping[str, Any]) -> SimulatorCo
                            **simulator_overrides(ctx.cfg))
 
 
+def _fitting_shipped(config: SimulatorConfig, train: pd.DataFrame, real: pd.DataFrame
+                     ) -> tuple[Path | None, str]:
+    """The shipped simulator that may stand in for `config`'s, or None and why not."""
+    shipped = find_shipped(config.last_block, config.size)
+    if shipped is None:
+        return None, f"none ships for {config.last_block} at {config.size} px"
+    held_out = real[real["split"].astype(str).isin(["val", "test"])]
+    stack, _ = load_training_images(train, config.size)  # what training would learn from
+    why_not = shipped_unfit(shipped, list(stack), held_out)
+    return (None, why_not) if why_not else (shipped, "")
+
+
 def simulator_dir(setup: str) -> str:
     """Run-folder path of the simulator run of GAN setup `setup`."""
     return f"simulators/{setup}"
@@ -134,8 +150,21 @@ def make_simulator_stage(setup: Mapping[str, Any]) -> Stage:
 
     def _run(ctx: StudyContext) -> dict[str, Any]:
         config = simulator_config(ctx, setup)
-        data = split_of(ctx.real_manifest(), "train")
-        run_dir = train_simulator(config, data, ctx.path / simulator_dir(name), resume=True,
+        real = ctx.real_manifest()
+        data = split_of(real, "train")
+        run_path = ctx.path / simulator_dir(name)
+        if uses_shipped(ctx.cfg):
+            shipped, why_not = _fitting_shipped(config, data, real)
+            if shipped is not None:
+                install_shipped(shipped, run_path)
+                prov = json.loads((shipped / PROVENANCE).read_text())
+                console.info(f"simulator of {name}: the shipped one ({shipped.name}, "
+                             f"{prov['steps']} steps; --train-simulators trains one instead)")
+                return {"run_dir": simulator_dir(name), "shipped": shipped.name,
+                        "steps": prov["steps"], "last_block": config.last_block}
+            console.info(f"simulator of {name}: not using the shipped one ({why_not}); "
+                         "training one")
+        run_dir = train_simulator(config, data, run_path, resume=True,
                                   progress=progress_enabled())
         return {"run_dir": str(Path(run_dir).relative_to(ctx.path)), "steps": config.steps,
                 "last_block": config.last_block}

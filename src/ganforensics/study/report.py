@@ -228,8 +228,8 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
         dim = int(q[0]["feature_dim"])
         if n < dim:
             out.append(f"FID from {n} images, fewer than the feature dimension ({dim}), is "
-                       "biased upwards (rank-deficient covariances); compare setups within "
-                       "this run only.")
+                       "biased upwards (rank-deficient covariances), and so is the floor at "
+                       "the same n: compare FID / floor, and setups within this run only.")
     return out
 
 

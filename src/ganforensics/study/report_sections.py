@@ -27,7 +27,12 @@ from ganforensics.study.detector_stages import (
     ROBUSTNESS_TABLE,
 )
 from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
-from ganforensics.study.measure_stages import QUALITY_TABLE, SPECTRA_FIGURE, SPECTRA_TABLE
+from ganforensics.study.measure_stages import (
+    ARMS_FIGURE,
+    QUALITY_TABLE,
+    SPECTRA_FIGURE,
+    SPECTRA_TABLE,
+)
 from ganforensics.study.report_html import Section, fmt
 from ganforensics.study.setups import SIM_PREFIX, train_setups
 
@@ -62,9 +67,13 @@ CAPTIONS = {
     "quality": "Fréchet distance (FID ± its standard deviation over {fid_resamples} bootstrap "
                "resamples of the feature rows: the sampling spread of the estimate at these "
                "set sizes) and kernel distance (KID, mean ± std over {kid_subsets} subsets) "
-               "between each setup's {n_test} test fakes and the held-out real patches "
-               "(val + test splits, never seen by the GANs). Lower is closer to the real "
-               "distribution.",
+               "between each setup's fakes and a reference sample of the train reals, the "
+               "photos the GANs and simulators learnt from. The floor is the FID between that "
+               "reference and a disjoint sample of train reals of the same size: what two "
+               "samples of the same photos keep apart, so FID / floor = 1 is as close as this "
+               "n can tell. A sampled setup's fakes are its first test fakes; a simulated "
+               "setup's are the reconstructions of that second sample of reals. PSNR: a "
+               "simulated setup's reconstructions of the test reals against their sources.",
     "spectra": "Spectral discrepancy: the mean absolute difference between the mean durall "
                "profile of each setup's fakes and that of the real test patches, over the top "
                "{top_percent} of frequency bins (units of 20 ln|F|). Larger means the fakes' "
@@ -75,6 +84,11 @@ CAPTIONS = {
                       "fraction of Nyquist, a zoom on the highest frequencies, and the mean 2-D "
                       "log spectra: GAN artifacts show as deviations at high frequencies and as "
                       "bright off-centre peaks.",
+    "spectra_arms": "One panel per setup: the mean ± std durall profile of the real test "
+                    "patches, of the GAN's samples and of the simulator's reconstructions of "
+                    "the test reals, over the top half of the frequencies. Where the simulated "
+                    "curve follows the sampled one, the simulator reproduces the GAN's "
+                    "spectral discrepancy; where it follows the real one, it does not.",
     "detection": "Each detector scored on the test reals plus the test fakes of one setup "
                  "(rows), threshold calibrated on the validation split. AP and AUC are "
                  "threshold-free; accuracies use the calibrated threshold. Brackets: 95 % "
@@ -162,19 +176,22 @@ def render_quality(sec: Section, d: SectionData) -> None:
                 "this run only.", "warn")
     shown = df.assign(**{
         "FID ± sd": [with_spread(v, e) for v, e in zip(df["fid"], df["fid_sd"], strict=True)],
+        "floor": df["floor"].round(1),
+        "FID / floor": df["ratio"].round(2),
         "KID ± std": [with_spread(v, e)
                       for v, e in zip(df["kid_mean"], df["kid_std"], strict=True)]})
-    cols = ["setup", "FID ± sd", "KID ± std", "n_real", "n_fake", "feature_dim", "extractor"]
-    sims = any(s.startswith(SIM_PREFIX) for s in d.setups)
-    sec.table(_with_arm(_order(shown[cols], "setup", d.setups), "setup", d),
-              caption("quality", d.cfg)
-              + (" A simulated setup's test fakes are the reconstructions of the test reals "
-                 "(n_fake of them), which are part of that real reference: its FID compares "
-                 "content-aligned sets." if sims else ""), QUALITY_TABLE)
+    cols = ["setup", "arm", "FID ± sd", "floor", "FID / floor", "KID ± std"]
+    if "simulated" in set(df["arm"]):
+        shown["PSNR (dB)"] = df["psnr_db"].round(2)
+        cols.append("PSNR (dB)")
+    cols += ["n_real", "n_fake", "extractor"]
+    sec.table(_order(shown[cols], "setup", d.setups), caption("quality", d.cfg),
+              QUALITY_TABLE)
 
 
 def render_spectra(sec: Section, d: SectionData) -> None:
     _figure(sec, d, SPECTRA_FIGURE, caption("spectra_figure", d.cfg), SPECTRA_FIGURE)
+    _figure(sec, d, ARMS_FIGURE, caption("spectra_arms", d.cfg), ARMS_FIGURE)
     df = d.tables[SPECTRA_TABLE]
     cols = ["setup", "discrepancy", "signed_difference", "n_real", "n_fake", "profile"]
     sec.table(_with_arm(_order(df[cols], "setup", d.setups), "setup", d),
@@ -231,10 +248,47 @@ def render_detection(sec: Section, d: SectionData) -> None:
               "setup (columns `<kind> on <setup>`) on each setup's test fakes (rows), the "
               "two arms side by side (AutoGAN's claim: trained on simulated fakes, it "
               "detects sampled GAN fakes).", DETECTION_TABLE)
+    for line in autogan_lines(df.to_dict("records")):
+        sec.p(line)
     for ts in trains:
         sec.p(f"Detectors trained on real vs {ts} fakes:")
         _detection_tables(sec, df[df["train_setup"].astype(str) == ts], d,
                           f" (trained on {ts})")
+
+
+AUTOGAN_CLAIM = ("AutoGAN's claim (Zhang, Karaman and Chang, WIFS 2019): a spectrum classifier "
+                 "trained only on simulated fakes (real images passed through the generator's "
+                 "up-sampling pipeline) detects the targeted GAN's own fakes without seeing "
+                 "any of them.")
+
+
+def _verb(row: Mapping[str, Any]) -> str:
+    word = claim(row.get("ap_lo"), row.get("ap_hi"))
+    return {"partly": "partly catches", "uncertain": "is uncertain on"}.get(word, word)
+
+
+def autogan_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The published claim, then per detector kind trained on a simulated setup sim-S how it
+    fares on S's GAN samples (and the reverse), worded by the claim rule; [] when the run
+    trains on no simulated setup or lacks S's samples."""
+    by_key = {(r.get("train_setup"), r.get("detector"), r.get("generator")): r for r in rows}
+    trains = list(dict.fromkeys(str(r.get("train_setup")) for r in rows))
+    out = []
+    for ts in (t for t in trains if t.startswith(SIM_PREFIX)):
+        base = ts[len(SIM_PREFIX):]
+        for kind in dict.fromkeys(r.get("detector") for r in rows if r.get("train_setup") == ts):
+            there = by_key.get((ts, kind, base))
+            back = by_key.get((base, kind, ts))
+            if there is None:
+                continue
+            text = (f"{kind} trained on {ts} {_verb(there)} "
+                    f"{base}'s GAN samples (AP "
+                    f"{with_interval(there['ap'], there.get('ap_lo'), there.get('ap_hi'))})")
+            if back is not None:
+                text += (f"; trained on {base}, it {_verb(back)} {ts} (AP "
+                         f"{with_interval(back['ap'], back.get('ap_lo'), back.get('ap_hi'))})")
+            out.append(text + ".")
+    return [AUTOGAN_CLAIM + " Measured here:", *out] if out else []
 
 
 def render_bypass(sec: Section, d: SectionData) -> None:
@@ -289,11 +343,19 @@ def quality_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
     q = rows.get(QUALITY_TABLE, [])
     if not q:
         return []
-    lo = min(q, key=lambda r: r["fid"])
-    hi = max(q, key=lambda r: r["fid"])
-    return [f"FID ranges from {with_spread(lo['fid'], lo.get('fid_sd'))} ({lo['setup']}) to "
-            f"{with_spread(hi['fid'], hi.get('fid_sd'))} ({hi['setup']}); ± is the bootstrap "
-            f"sd at these set sizes [{QUALITY_TABLE}]."]
+    out = [f"Real-vs-real FID floor at n = {int(q[0]['n_real'])}: {q[0]['floor']:.1f} "
+           f"[{QUALITY_TABLE}]."]
+    for arm in ("sampled", "simulated"):
+        part = [r for r in q if r.get("arm", "sampled") == arm]
+        if part:
+            lo = min(part, key=lambda r: r["fid"])
+            hi = max(part, key=lambda r: r["fid"])
+            out.append(f"{arm.capitalize()} fakes: FID from "
+                       f"{with_spread(lo['fid'], lo.get('fid_sd'))} ({lo['setup']}, "
+                       f"{lo['ratio']:.2f}x the floor) to "
+                       f"{with_spread(hi['fid'], hi.get('fid_sd'))} ({hi['setup']}, "
+                       f"{hi['ratio']:.2f}x); ± is the bootstrap sd at these set sizes.")
+    return out
 
 
 def spectra_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
@@ -362,8 +424,8 @@ def explain_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
 
 
 SECTIONS: dict[str, ReportSection] = {
-    "quality": ReportSection("Image quality: FID and KID per setup", (QUALITY_TABLE,),
-                             ("quality",), render_quality, quality_numbers),
+    "quality": ReportSection("Image quality: FID and KID per setup, against the floor",
+                             (QUALITY_TABLE,), ("quality",), render_quality, quality_numbers),
     "spectra": ReportSection("Spectra per setup against real", (SPECTRA_TABLE,), ("spectra",),
                              render_spectra, spectra_numbers),
     "detection": ReportSection(

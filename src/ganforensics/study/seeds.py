@@ -32,7 +32,7 @@ from ganforensics.study.report_seeds import write_seeds_report
 from ganforensics.study.stages import Stage, StageResult
 
 AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    QUALITY_TABLE: (("setup",), ("fid", "kid_mean")),
+    QUALITY_TABLE: (("setup",), ("fid", "ratio", "kid_mean")),
     SPECTRA_TABLE: (("setup",), ("discrepancy", "signed_difference")),
     DETECTION_TABLE: (("train_setup", "detector", "generator"),
                       ("ap", "auc", "acc_cal", "pair_win")),

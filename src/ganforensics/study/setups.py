@@ -14,6 +14,8 @@ ARMS = ("sampled", "simulated")
 """Values of `fakes.arms`: GAN samples per setup S, and reconstructions of the real patches by
 S's up-sampling simulator (study setup `sim-S`)."""
 SIM_PREFIX = "sim-"
+SIMULATOR_SOURCES = ("shipped", "train")
+"""Values of `simulator.source`: the package's shipped simulators where they fit, or trained."""
 # `simulator.<key>` -> the `gan.simulator.SimulatorConfig` field it sets (null = its default)
 SIMULATOR_FIELDS = {"steps": "steps", "batch_size": "batch", "lr": "lr", "width": "width",
                     "bottleneck": "bottleneck"}
@@ -60,6 +62,12 @@ def simulator_overrides(cfg: Mapping[str, Any]) -> dict[str, Any]:
             if cfg["simulator"][key] is not None}
 
 
+def uses_shipped(cfg: Mapping[str, Any]) -> bool:
+    """True when the study may use shipped simulators: `simulator.source: shipped` and none of
+    the training keys set (a shipped simulator has its own settings)."""
+    return cfg["simulator"]["source"] == "shipped" and not simulator_overrides(cfg)
+
+
 def check_arms(cfg: Mapping[str, Any]) -> None:
     arms = cfg["fakes"]["arms"]
     if not arms:
@@ -71,7 +79,8 @@ def check_arms(cfg: Mapping[str, Any]) -> None:
                               f"(known: {', '.join(ARMS)})")
     if len(set(arms)) != len(arms):
         raise ConfigError(f"config key 'fakes.arms' must not repeat an arm, got {arms!r}")
-    for key, value in cfg["simulator"].items():
+    for key in SIMULATOR_FIELDS:
+        value = cfg["simulator"][key]
         if value is not None and not value > 0:
             raise ConfigError(f"config key 'simulator.{key}' must be positive or null, "
                               f"got {value!r}")
