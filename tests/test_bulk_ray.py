@@ -131,3 +131,24 @@ def test_local_predict_does_not_import_ray(scored, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_cli_engine_ray_writes_partitions_and_exits_1_on_bad_files(ray_cluster, scored,
+                                                                  tmp_path):
+    from typer.testing import CliRunner
+
+    from ganforensics.cli.main import app
+
+    root, _, _ = scored
+    out = tmp_path / "cli"
+    args = ["predict", "--model", str(root / "model"), str(root / "imgs"), "--engine", "ray",
+            "--out", str(out), "--partition-rows", "10", "--cpus-per-actor", "0.5"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1, r.output  # the hostile files are error rows
+    assert "partition(s) scored" in r.output
+    assert len(list(out.glob("part-*.parquet"))) == 2
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1 and "0 partition(s) scored, 2 already done" in r.output
+    r = CliRunner().invoke(app, [*args[:-4], "--partition-rows", "7"])
+    assert r.exit_code == 3  # another plan in the same folder needs --force
