@@ -152,3 +152,20 @@ def test_cli_engine_ray_writes_partitions_and_exits_1_on_bad_files(ray_cluster, 
     assert r.exit_code == 1 and "0 partition(s) scored, 2 already done" in r.output
     r = CliRunner().invoke(app, [*args[:-4], "--partition-rows", "7"])
     assert r.exit_code == 3  # another plan in the same folder needs --force
+
+
+@pytest.mark.slow
+def test_uri_list_is_read_by_the_actors_with_error_rows(ray_cluster, scored, tmp_path):
+    root, det, _ = scored
+    imgs = root / "imgs"
+    good = [imgs / f"img_{i:02d}.png" for i in (1, 2, 3)]
+    uris = [p.as_uri() for p in good]
+    uris += [(imgs / "missing.png").as_uri(), (imgs / "truncated.jpg").as_uri()]
+    (tmp_path / "uris.txt").write_text("# one URI a line\n" + "\n".join(uris) + "\n")
+    predict_ray(root / "model", [tmp_path / "uris.txt"], tmp_path / "out", batch_size=2)
+    got = read_bulk(tmp_path / "out")
+    assert got["path"].tolist() == uris  # rows keep the URIs as given
+    local = predict_inputs(det, good, progress=False)
+    np.testing.assert_allclose(got["prob_fake"][:3], local["prob_fake"], atol=1e-5)
+    assert got["error"][:3].tolist() == ["", "", ""]
+    assert got["error"][3].startswith("cannot read") and "truncated" in got["error"][4]

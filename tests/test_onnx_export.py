@@ -3,6 +3,7 @@ every architecture, dynamic batch, threads from the toolkit's setting, the CLI r
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -120,3 +121,26 @@ def test_cli_export_then_predict_with_either_backend(tmp_path):
         np.testing.assert_allclose(tables[name]["logit"], tables["torch"]["logit"], atol=1e-4)
     r = run(app, ["predict", "--model", str(tmp_path / "onnx"), str(imgs), "--backend", "torch"])
     assert r.exit_code == 2 and "onnxruntime" in r.output
+
+
+def test_cli_evaluate_with_onnxruntime_backend_gives_the_torch_metrics(tmp_path):
+    torch.manual_seed(6)
+    CNNDetector(build_model("small"), "small", input_size=32).save(tmp_path / "model")
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(6):
+        for label, gen in ((0, "real"), (1, "toy")):
+            name = f"{gen}{i}.png"
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / name)
+            rows.append({"path": name, "label": label, "generator": gen})
+    pd.DataFrame(rows).to_csv(tmp_path / "test.csv", index=False)
+    metrics = {}
+    for backend in ("torch", "onnxruntime"):
+        r = CliRunner().invoke(app, ["evaluate", "--model", str(tmp_path / "model"), "--test",
+                                     str(tmp_path / "test.csv"), "--backend", backend,
+                                     "--resamples", "0", "--json"])
+        assert r.exit_code == 0, r.output
+        metrics[backend] = pd.read_json(io.StringIO(r.stdout))
+    for col in ("ap", "auc", "acc_05"):
+        np.testing.assert_allclose(metrics["onnxruntime"][col], metrics["torch"][col], atol=1e-6)

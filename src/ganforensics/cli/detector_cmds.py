@@ -229,6 +229,8 @@ def predict_cmd(
     if engine not in ENGINES:
         raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if engine == "ray":
+        if device != "cpu":
+            warn("--device is for --engine local; on Ray use --gpus-per-actor")
         _predict_ray(model, inputs, out_file, backend=backend, threshold=threshold,
                      batch_size=batch_size, address=address, actors=actors,
                      cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,

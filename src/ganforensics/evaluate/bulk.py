@@ -1,7 +1,7 @@
 """Bulk scoring on Ray Data (`predict --engine ray`): the same rows as `predict`, in Parquet
 partitions, scored by a pool of actors that each hold the detector.
 
-- The driver lists the inputs (folders and manifests as `predict` does, plus URIs that
+- The driver lists the inputs (folders and manifests as `predict` does, plus URIs of files that
   pyarrow's file systems read, e.g. `s3://...`, given as arguments or in a `.txt` list), cuts
   them into partitions of `partition_rows` rows and writes a `plan.json`.
 - Each partition not yet written goes to Ray Data as one block; `map_batches` with
@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,8 +58,8 @@ def part_name(k: int) -> str:
 
 
 def is_uri(item: str) -> bool:
-    """True for `scheme://...` other than a local `file://` path."""
-    return "://" in item and not item.startswith("file://")
+    """True for `scheme://...` (read through pyarrow's file systems, `file://` included)."""
+    return "://" in item
 
 
 def bulk_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str | None]]:
@@ -66,8 +67,7 @@ def bulk_inputs(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[str], li
     everything else expanded as `predict` does (`evaluate.predict.input_paths`)."""
     paths: list[str] = []
     errs: list[str | None] = []
-    for raw in map(os.fspath, inputs):
-        item = raw[len("file://"):] if raw.startswith("file://") else raw
+    for item in map(os.fspath, inputs):
         if is_uri(item):
             paths.append(item)
             errs.append(None)
@@ -112,7 +112,10 @@ class Scorer:
         self._dir = tempfile.mkdtemp(prefix="ganforensics-model-")
         for name, data in files.items():
             Path(self._dir, name).write_bytes(data)
-        self.detector = load_detector(self._dir)
+        try:
+            self.detector = load_detector(self._dir)  # reads every file into memory
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
         if device != "cpu" and hasattr(self.detector, "to"):
             self.detector.to(device)
         self.threshold = threshold
@@ -177,18 +180,18 @@ def _plan(paths: list[str], partition_rows: int, model: str | os.PathLike[str],
 def _prepare_out(out: Path, plan: dict[str, Any], force: bool) -> None:
     """Create `out` with `plan.json`; an existing folder must hold the same plan (or --force)."""
     plan_file = out / PLAN_FILE
-    if plan_file.is_file():
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; --engine ray writes a folder of partitions")
+    if plan_file.is_file() and not force:
         try:
             old = json.loads(plan_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{plan_file}: unreadable ({exc}); pass --force") from None
-        same = all(old.get(k) == v for k, v in plan.items() if k != "columns")
-        if same:
-            return
-        if not force:
-            raise RunExistsError(f"{out}: holds partitions of other inputs, model or partition "
-                                 "size; pass --force to start over")
-    elif out.exists() and any(out.iterdir()) and not force:
+        if all(old.get(k) == v for k, v in plan.items() if k != "columns"):
+            return  # the same job: keep its finished partitions
+        raise RunExistsError(f"{out}: holds partitions of other inputs, model or partition "
+                             "size; pass --force to start over")
+    if out.exists() and any(out.iterdir()) and not force:
         raise RunExistsError(f"{out}: already exists and is not a bulk output; pass --force")
     out.mkdir(parents=True, exist_ok=True)
     for old_part in out.glob(PART_GLOB):
