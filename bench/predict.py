@@ -1,13 +1,16 @@
 """Benchmark: `predict` (batched, channels-last, inference mode, decoding overlapped with
-compute) against a naive one-image-at-a-time eager loop (as the published CNNDetection demo
-scripts do: PIL open, ToTensor, Normalize, model(x) under no_grad, one image per call), in the
-same run, on the same files, with the same ResNet-50 (CNNDetection format, random weights).
+compute) with the torch backend and with `--backend onnxruntime` (the model exported to ONNX
+once, before timing; loading the exported folder is timed) against a naive one-image-at-a-time
+eager loop (as the published CNNDetection demo scripts do: PIL open, ToTensor, Normalize,
+model(x) under no_grad, one image per call), in the same run, on the same files, with the same
+ResNet-50 (CNNDetection format, random weights).
 
     python bench/predict.py            # 500 PNGs of 256x256, CPU
     python bench/predict.py --n 64     # a quick check
-    python bench/predict.py --device cuda
+    python bench/predict.py --device cuda   # (onnxruntime runs on CPU: skipped on a GPU)
 
-Prints both timings, the speed-up and the largest logit difference (float32 both sides).
+Prints each timing (wall and process CPU seconds), the speed-ups over the naive loop and the
+largest logit difference to it (float32 everywhere).
 """
 
 from __future__ import annotations
@@ -93,6 +96,31 @@ def ours(ckpt: Path, paths: list[str], device: str, batch_size: int, workers: in
     return table["logit"].to_numpy()
 
 
+def export_onnx(ckpt: Path, folder: Path) -> None:
+    """`ganforensics detector export FILE.pth --format onnx --out folder` (not timed)."""
+    from ganforensics.detectors import load_detector
+    from ganforensics.detectors.onnx import export_detector
+
+    export_detector(load_detector(ckpt), folder)
+
+
+def ours_onnx(folder: Path, paths: list[str], batch_size: int, workers: int):
+    """`ganforensics predict --model folder` on an exported folder: ONNX Runtime."""
+    from ganforensics.detectors import load_detector
+    from ganforensics.evaluate.predict import predict_paths
+
+    det = load_detector(folder)
+    table = predict_paths(det, paths, batch_size=batch_size, workers=workers, progress=False)
+    return table["logit"].to_numpy()
+
+
+def timed(fn, *args):
+    """(result, wall seconds, process CPU seconds) of fn(*args)."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500, help="number of images (default 500)")
@@ -114,26 +142,43 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_images(tmp_p, args.n, args.size, args.seed)
         ckpt = tmp_p / "resnet50_cnndetection_format.pth"
         make_checkpoint(ckpt, args.seed)
-        # warm-up both paths on a few images (allocator, oneDNN/cuDNN kernel selection)
+        onnx_dir = tmp_p / "onnx"
+        with_onnx = args.device == "cpu"
+        if with_onnx:
+            export_onnx(ckpt, onnx_dir)
+        # warm-up every path on a few images (allocator, oneDNN/cuDNN kernel selection)
+        warm = paths[: min(len(paths), args.batch_size)]
         naive(ckpt, paths[:2], args.device)
-        ours(ckpt, paths[: min(len(paths), args.batch_size)], args.device, args.batch_size,
-             args.workers)
-        t = time.perf_counter()
-        ref = naive(ckpt, paths, args.device)
-        t_naive = time.perf_counter() - t
-        t = time.perf_counter()
-        got = ours(ckpt, paths, args.device, args.batch_size, args.workers)
-        t_ours = time.perf_counter() - t
+        ours(ckpt, warm, args.device, args.batch_size, args.workers)
+        if with_onnx:
+            ours_onnx(onnx_dir, warm, args.batch_size, args.workers)
+        ref, t_naive, c_naive = timed(naive, ckpt, paths, args.device)
+        got, t_ours, c_ours = timed(ours, ckpt, paths, args.device, args.batch_size,
+                                    args.workers)
+        if with_onnx:
+            got_ort, t_ort, c_ort = timed(ours_onnx, onnx_dir, paths, args.batch_size,
+                                          args.workers)
     diff = float(np.max(np.abs(ref - got)))
     dev = args.device
     if dev.startswith("cuda"):
         dev += f" ({torch.cuda.get_device_name()})"
     print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{args.n} images {args.size}x{args.size}, resnet50 float32")
-    print(f"naive one-at-a-time loop : {t_naive:8.2f} s  ({args.n / t_naive:7.1f} img/s)")
-    print(f"ganforensics predict     : {t_ours:8.2f} s  ({args.n / t_ours:7.1f} img/s)  "
-          f"batch {args.batch_size}, {args.workers} decode threads")
-    print(f"speed-up {t_naive / t_ours:.2f}x; max |logit difference| {diff:.2e}")
+    print(f"naive one-at-a-time loop      : {t_naive:8.2f} s  ({args.n / t_naive:7.1f} img/s)"
+          f"  {c_naive:7.1f} CPU s")
+    print(f"predict --backend torch       : {t_ours:8.2f} s  ({args.n / t_ours:7.1f} img/s)"
+          f"  {c_ours:7.1f} CPU s  batch {args.batch_size}, {args.workers} decode threads")
+    if with_onnx:
+        import onnxruntime
+
+        diff_ort = float(np.max(np.abs(ref - got_ort)))
+        print(f"predict --backend onnxruntime : {t_ort:8.2f} s  ({args.n / t_ort:7.1f} img/s)"
+              f"  {c_ort:7.1f} CPU s  onnxruntime {onnxruntime.__version__}")
+    print(f"speed-up torch {t_naive / t_ours:.2f}x; max |logit difference| {diff:.2e}")
+    if with_onnx:
+        print(f"speed-up onnxruntime {t_naive / t_ort:.2f}x (vs predict --backend torch "
+              f"{t_ours / t_ort:.2f}x); max |logit difference| {diff_ort:.2e}")
+        diff = max(diff, diff_ort)
     return 0 if diff <= 1e-4 else 1
 
 

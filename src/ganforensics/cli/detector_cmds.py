@@ -1,4 +1,5 @@
-"""`detector train`, `detector import`, `predict` and `evaluate` (the bare group command)."""
+"""`detector train`, `detector import`, `detector export`, `predict` (local or on Ray) and
+`evaluate` (the bare group command)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from ganforensics.detectors.cnn import (
     load_cnndetection_checkpoint,
     train_cnn_detector,
 )
+from ganforensics.detectors.loading import BACKENDS
+from ganforensics.detectors.onnx import FORMATS, export_detector
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError, RunExistsError
-from ganforensics.evaluate import detection
+from ganforensics.evaluate import bulk, detection
 from ganforensics.evaluate.predict import DEFAULT_BATCH_SIZE, predict_inputs
 from ganforensics.io.atomic import atomic_path, to_json
 from ganforensics.io.loading import DEFAULT_WORKERS, warn_bad_files
@@ -33,6 +36,9 @@ from ganforensics.seeding import DEFAULT_SEED
 
 KINDS = (CNNDetector.kind, *spectral.KINDS)
 _RECIPE = RECIPES[DEFAULT_RECIPE]
+ENGINES = ("local", "ray")
+_BACKEND_HELP = (f"How a CNN runs: {' or '.join(BACKENDS)} (default: what the model folder "
+                 "holds; onnxruntime exports a torch model in memory).")
 
 
 @detector_app.command(
@@ -156,17 +162,41 @@ def import_cmd(
     out(f"imported {checkpoint} -> {out_dir} ({det.arch}, crop {det.crop})")
 
 
+@detector_app.command(
+    "export",
+    epilog="Example: ganforensics detector export models/small-wang --format onnx "
+    "--out models/small-wang-onnx\n\n" + EXIT_CODES_HELP,
+)
+def export_cmd(
+    model: Path = typer.Argument(..., help="Model folder, model.json or CNNDetection .pth."),
+    fmt: str = typer.Option("onnx", "--format", help=f"Export format: {', '.join(FORMATS)}."),
+    out_dir: Path = typer.Option(None, "--out", help="Folder to write. Required."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing folder."),
+) -> None:
+    """Export a CNN detector to ONNX: model.onnx (dynamic batch, height and width) and the
+    same model.json (threshold, preprocessing). `predict --model DIR` reads the folder
+    directly and runs it in ONNX Runtime. Spectral detectors have no ONNX export."""
+    if out_dir is None:
+        raise ConfigError("detector export needs --out DIR")
+    written = export_detector(load_detector(model), out_dir, fmt=fmt, force=force)
+    out(f"exported {model} -> {written / 'model.onnx'}")
+
+
 @app.command(
     "predict",
     epilog="Example: ganforensics predict --model models/small-wang photos/ extra.png "
-    "--out scores.csv\n\n" + EXIT_CODES_HELP,
+    "--out scores.csv\n\nRay: ganforensics predict --model models/small-wang photos/ "
+    "--engine ray --out scores/\n\n" + EXIT_CODES_HELP,
 )
 def predict_cmd(
-    inputs: list[Path] = typer.Argument(..., help="Image files, folders or manifests (CSV)."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or manifests (CSV); "
+                                       "with --engine ray also URIs (s3://...) and .txt lists "
+                                       "of paths or URIs."),
     model: Path = typer.Option(None, "--model", help="Model folder, model.json, or a "
                                "CNNDetection .pth checkpoint. Required."),
     out_file: Path = typer.Option(None, "--out", help="Write rows to FILE.csv or FILE.jsonl "
-                                  "(default: CSV on stdout); an existing FILE needs --force."),
+                                  "(default: CSV on stdout); an existing FILE needs --force. "
+                                  "--engine ray: a folder of Parquet partitions (required)."),
     threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                     help="Decision threshold on P(fake) "
                                     "(default: the model's calibrated one)."),
@@ -174,18 +204,45 @@ def predict_cmd(
                                    help="Images per forward pass."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    backend: str = typer.Option(None, "--backend", help=_BACKEND_HELP, show_default=False),
+    engine: str = typer.Option("local", "--engine", help=f"{' or '.join(ENGINES)}: ray scores "
+                               "on a Ray cluster (pip install 'ganforensics[ray]')."),
+    address: str = typer.Option(None, "--address", help="Ray cluster: auto or "
+                                "ray://HOST:PORT (default: start a local one)."),
+    actors: int = typer.Option(None, "--actors", min=1, help="Ray actors holding the model "
+                               "(default: as many as fit, one CPU left for reading)."),
+    cpus_per_actor: float = typer.Option(bulk.DEFAULT_CPUS_PER_ACTOR, "--cpus-per-actor",
+                                         help="CPUs (and threads) per Ray actor."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0,
+                                         help="GPUs per Ray actor (torch backend)."),
+    partition_rows: int = typer.Option(bulk.DEFAULT_PARTITION_ROWS, "--partition-rows", min=1,
+                                       help="Rows per Parquet partition (--engine ray)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file "
+                               "(--engine ray: start the folder over)."),
 ) -> None:
     """Score images with a detector: one row per file with path, prob_fake, logit, decision
     (fake/real at the threshold) and error. Unreadable files become error rows, the rest are
-    scored, and the exit code is 1 at the end if any file was bad."""
+    scored, and the exit code is 1 at the end if any file was bad. `--engine ray` writes the
+    same rows as Parquet partitions (docs/scale.md); a rerun skips finished partitions."""
     if model is None:
         raise ConfigError("predict needs --model MODEL")
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "ray":
+        if device != "cpu":
+            warn("--device is for --engine local; on Ray use --gpus-per-actor")
+        _predict_ray(model, inputs, out_file, backend=backend, threshold=threshold,
+                     batch_size=batch_size, address=address, actors=actors,
+                     cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                     partition_rows=partition_rows, force=force)
+        return
+    if address is not None:
+        warn("--address is for --engine ray; ignored")
     if out_file is not None and out_file.suffix.lower() not in (".csv", ".jsonl"):
         raise ConfigError(f"--out {out_file}: use a .csv or .jsonl file name")
     if out_file is not None and out_file.exists() and not force:
         raise RunExistsError(f"{out_file}: already exists; pass --force to overwrite it")
-    det = load_detector(model)
+    det = load_detector(model, backend)
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
     table = predict_inputs(det, inputs, threshold=threshold, batch_size=batch_size,
@@ -204,6 +261,18 @@ def predict_cmd(
          f"{len(bad)} unreadable" + (f"; wrote {out_file}" if out_file else ""))
     warn_bad_files(list(zip(bad["path"], bad["error"], strict=True)), "predict")
     if len(bad):
+        raise typer.Exit(1)
+
+
+def _predict_ray(model: Path, inputs: list[str], out_dir: Path | None, **kwargs: object) -> None:
+    """`predict --engine ray`: score on Ray Data, summarise, exit 1 when files were bad."""
+    if out_dir is None:
+        raise ConfigError("--engine ray needs --out DIR (a folder of Parquet partitions)")
+    res = bulk.predict_ray(model, inputs, out_dir, **kwargs)  # type: ignore[arg-type]
+    info(f"{res.n_rows} file(s): {res.n_fake} fake, {res.n_rows - res.n_fake - res.n_errors} "
+         f"real, {res.n_errors} unreadable; {len(res.computed)} partition(s) scored, "
+         f"{len(res.skipped)} already done, in {out_dir}")
+    if res.n_errors:
         raise typer.Exit(1)
 
 
@@ -232,6 +301,7 @@ def evaluate_cmd(
                                    help="Images per forward pass."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
     device: str = typer.Option("cpu", "--device", help="torch device for CNN models."),
+    backend: str = typer.Option(None, "--backend", help=_BACKEND_HELP, show_default=False),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
     resamples: int = typer.Option(DEFAULT_RESAMPLES, "--resamples", min=0,
                                   help="Bootstrap resamples of the test images for 95 % "
@@ -254,7 +324,7 @@ def evaluate_cmd(
     if not test.is_file():
         what = "is a folder, not a manifest CSV" if test.is_dir() else "test manifest not found"
         raise InputError(f"{test}: {what} (make one with `ganforensics data scan`)")
-    det = load_detector(model)
+    det = load_detector(model, backend)
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
     res = detection.evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,

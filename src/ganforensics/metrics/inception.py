@@ -13,8 +13,6 @@ pytorch-fid module classes for a local `.pth` file (DESIGN B4; docs/gan.md, "FID
 
 from __future__ import annotations
 
-import io
-import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -25,10 +23,9 @@ from torch import nn
 
 from ganforensics import console
 from ganforensics.errors import ConfigError, UnsupportedModelError
-from ganforensics.threads import available_cores, current_threads
+from ganforensics.io.onnx_runtime import export_onnx_bytes, ort_session, runtime_threads
 
 INCEPTION_SIZE = 299
-ONNX_OPSET = 17
 BACKENDS = ("onnxruntime", "torch")
 """`onnxruntime` (falls back to torch with a warning when unavailable) or `torch` (forced)."""
 DEFAULT_BACKEND = "onnxruntime"
@@ -62,29 +59,17 @@ def _ort_session(net: nn.Module, threads: int) -> Any:
     # imported here: optional at run time (without onnxruntime, or onnx for the export, torch
     # runs the network) and 0.12 s to import, paid only when features are computed
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         console.warn("onnxruntime is not installed: Inception features run through torch "
                      "(about 2x slower here; same features)")
         return None
     try:
-        buf = io.BytesIO()
         example = torch.zeros(1, 3, INCEPTION_SIZE, INCEPTION_SIZE)
-        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (example,), buf, dynamo=False, input_names=["x"],
-                              output_names=["f"], dynamic_axes={"x": {0: "n"}, "f": {0: "n"}},
-                              opset_version=ONNX_OPSET)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        # idle threads sleep instead of spinning: a busy neighbour then stalls them less
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # no memory arena: it kept the largest batch's activations (peak RSS of 100 features
-        # at batch 50: 2.5 GB with it, 1.7 GB without, same speed; docs/benchmarks.md)
-        opts.enable_cpu_mem_arena = False
-        opts.log_severity_level = 3
-        return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        model = export_onnx_bytes(net, example, input_name="x", output_name="f")
+        # ort_session: no memory arena (peak RSS of 100 features at batch 50: 2.5 GB with it,
+        # 1.7 GB without, same speed; docs/benchmarks.md), idle threads sleep
+        return ort_session(model, threads)
     except Exception as exc:  # noqa: BLE001 - any export / runtime failure: torch still works
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         console.warn(f"ONNX export of the Inception network failed ({reason}): features run "
@@ -111,7 +96,7 @@ class InceptionRunner:
         self.backend = "not run yet"
 
     def _ort(self) -> Any:
-        threads = current_threads() or available_cores()
+        threads = runtime_threads()
         if self._session is None or self._threads != threads:
             self._session = _ort_session(self.net, threads) or False
             self._threads = threads
