@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,17 @@ YLABEL = {
     "durall": "mean 20 ln|F| (reference azimuthal average)",
     "clean": "power |F|^2 / (HW), geometric mean",
 }
+
+
+def _save_figure(fig: Any, out: str | os.PathLike[str], dpi: int) -> Path:
+    """Write `fig` as a PNG (temp, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    target = Path(out)
+    with atomic_path(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return target
 
 
 def _band(prof: np.ndarray, log_y: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,11 +120,7 @@ def plot_spectra(
         ax.set_yticks([])
         bottom.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     fig.suptitle(title or f"Fourier spectra ({spectra.meta.get('dtype', 'float64')})")
-    target = Path(out)
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return target
+    return _save_figure(fig, out, dpi)
 
 
 def plot_profile_panels(
@@ -154,8 +162,4 @@ def plot_profile_panels(
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(title or f"durall profiles, mean ± std, top {1 - zoom:.0%} of frequencies")
-    target = Path(out)
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return target
+    return _save_figure(fig, out, dpi)
