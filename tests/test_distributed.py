@@ -28,8 +28,10 @@ from skimage import data as skdata
 from ganforensics import distributed
 from ganforensics.distributed import Dist
 from ganforensics.errors import ConfigError
+from ganforensics.io.atomic import save_png_atomic
 
-_WORKER = r"""
+GAN_ARGS = "--steps 4 --batch 8 --checkpoint-every 1 --sample-every 4"
+_WORKER = f"GAN_ARGS = {GAN_ARGS!r}\n" + r"""
 import sys, numpy as np, torch
 from torch import nn
 torch.set_num_threads(1)
@@ -37,7 +39,7 @@ from ganforensics.gan import checkpoint, train as gan_train
 from ganforensics.gan.config import preset
 from ganforensics.detectors.cnn import train as cnn_train
 
-what, out, inputs = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+what, out = sys.argv[1], sys.argv[2]
 
 def no_batch_stats(m):
     for name, child in list(m.named_children()):
@@ -48,6 +50,7 @@ def no_batch_stats(m):
     return m
 
 if what == "equivalence":
+    inputs = np.load(sys.argv[3])
     make_g, build = gan_train.Generator, cnn_train.build_model
     gan_train.Generator = lambda *a, **k: no_batch_stats(make_g(*a, **k))
     cnn_train.build_model = lambda *a, **k: no_batch_stats(build(*a, **k))
@@ -57,7 +60,7 @@ if what == "equivalence":
     cnn_train.train_cnn_detector(
         "small", "wang2020", (list(inputs["x"]), inputs["y"]), (list(inputs["vx"]), inputs["vy"]),
         out + "/cnn", epochs=2, batch_size=8, crop_size=24, progress=False)
-else:  # "resume": the dcgan preset as is; rank 0 dies right after the checkpoint of step 2
+else:  # "cli": `gan train` as typed; rank 0 dies right after the checkpoint of step `kill_at`
     kill_at = int(sys.argv[4])
     save = checkpoint.save_checkpoint
     def save_then_die(root, step, *a, **k):
@@ -67,8 +70,9 @@ else:  # "resume": the dcgan preset as is; rank 0 dies right after the checkpoin
             os.kill(os.getpid(), signal.SIGKILL)
         return path
     gan_train.save_checkpoint = save_then_die
-    cfg = preset("dcgan", steps=4, batch=8, dim=8, z_dim=16, checkpoint_every=1, sample_every=4)
-    gan_train.train_gan(cfg, inputs["gan"], out, progress=False)
+    from ganforensics.cli.main import app
+    app(["--threads", "1", "gan", "train", *GAN_ARGS.split(), "--data", sys.argv[3],
+         "--out", out])
 """
 
 
@@ -206,19 +210,31 @@ def _bn_prefixes(net: torch.nn.Module) -> tuple[str, ...]:
 
 @pytest.mark.slow
 def test_two_process_run_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:
-    inputs = str(_inputs(tmp_path / "inputs.npz"))
-    killed = _launch(2, ["resume", str(tmp_path / "b"), inputs, "2"])
-    straight = _launch(2, ["resume", str(tmp_path / "a"), inputs, "-1"])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, patch in enumerate(np.load(_inputs(tmp_path / "inputs.npz"))["gan"]):
+        save_png_atomic(photos / f"{i:02d}.png", patch)
+    killed = _launch(2, ["cli", str(tmp_path / "b"), str(photos), "2"])
+    # the uninterrupted run: the same command line, started by torchrun
+    env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
+    straight = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         "-m", "ganforensics", "--threads", "1", "gan", "train", *GAN_ARGS.split(),
+         "--data", str(photos), "--out", str(tmp_path / "a")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     rc0 = killed[0].wait(timeout=150)
     assert rc0 == -signal.SIGKILL, killed[0].stderr.read().decode()[-1500:]  # type: ignore
     killed[1].kill()  # torchrun stops the survivors the same way
     _finish(killed)
     assert not (tmp_path / "b" / "generator.safetensors").exists()
-    resumed = _launch(2, ["resume", str(tmp_path / "b"), inputs, "-1"])
-    results = _finish(resumed + straight)
+    resumed = _launch(2, ["cli", str(tmp_path / "b"), str(photos), "-1"])
+    results = _finish(resumed)
     for rc, err in results:
         assert rc == 0, err
     assert "from step 2" in results[0][1]
+    out, err = straight.communicate(timeout=150)
+    assert straight.returncode == 0, err.decode()[-1500:]
+    assert out.decode().split() == [str(tmp_path / "a")]  # the result line comes once
     a, b = _gan_weights(tmp_path / "a"), _gan_weights(tmp_path / "b")
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -9,8 +9,8 @@ Each process takes the rows `shard(n, ctx)` of every global batch of n, so the p
 together see exactly the batch one process would (DDP averages the gradients). Saving,
 logging and evaluation happen on rank 0 (`ctx.main`); what the others need from it (the resume
 state, the early-stopping decision, errors) comes through `broadcast` / `on_main`. The result
-lines of non-zero ranks are dropped (their stdout goes to /dev/null) so a CLI command prints
-its result once; their warnings and errors still reach stderr.
+lines of non-zero ranks are dropped (from joining on, their stdout goes to /dev/null) so a CLI
+command prints its result once; their warnings and errors still reach stderr.
 
 SyncBatchNorm is applied only when asked (`sync_bn=True`, or GANFORENSICS_SYNC_BN=1) and only
 on CUDA: torch's SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers only work with GPU
@@ -113,16 +113,22 @@ def session(device: str) -> Iterator[tuple[Dist, torch.device]]:
         dist.init_process_group(ctx.backend, rank=ctx.rank, world_size=ctx.world,
                                 device_id=dev if dev.type == "cuda" else None)
         atexit.register(_leave)
+        if not ctx.main:  # for the process's life: the CLI prints its result after training
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until exit
     ctx = Dist(ctx.rank, ctx.world, ctx.local_rank, str(dist.get_backend()))
-    saved = sys.stdout
-    if not ctx.main:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - closed below
-    try:
-        yield ctx, dev
-    finally:
-        if not ctx.main:
-            sys.stdout.close()
-            sys.stdout = saved
+    _warn_oversubscribed(ctx, torch.get_num_threads())
+    yield ctx, dev
+
+
+def _warn_oversubscribed(ctx: Dist, threads: int) -> None:
+    """Say so (on local rank 0) when this machine's processes run more threads than it has
+    cores: the toolkit's thread default is every core, per process."""
+    local = _env_int("LOCAL_WORLD_SIZE", 1)
+    cores = os.cpu_count() or 1
+    if ctx.local_rank == 0 and local * threads > cores:
+        sys.stderr.write(f"warning: {local} processes x {threads} threads on {cores} cores; "
+                         f"pass --threads {max(1, cores // local)} (or set "
+                         "GANFORENSICS_THREADS) to avoid oversubscription\n")
 
 
 def _leave() -> None:

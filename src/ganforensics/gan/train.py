@@ -128,8 +128,9 @@ class _Training:
     run: RunFolder | None
     """The locked run folder on rank 0; None on the other ranks (they write nothing)."""
     device: torch.device
-    gen: Generator
-    disc: Discriminator
+    gen: torch.nn.Module
+    """G (a `Generator`, in DDP in a distributed run; `modules` gives the bare nets)."""
+    disc: torch.nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     real_all: torch.Tensor
