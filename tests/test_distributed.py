@@ -267,6 +267,10 @@ def test_one_process_helpers_are_no_ops_and_sync_bn_needs_cuda(monkeypatch) -> N
     assert distributed.sync_bn_requested(None) and not distributed.sync_bn_requested(False)
     with pytest.raises(ConfigError, match="does not split evenly"):
         distributed.check_divisible(9, Dist(0, 2))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="give --device cuda"), distributed.session("cuda:0"):
+        pass
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ConfigError, match="WORLD_SIZE"):
         distributed.from_env()

@@ -105,6 +105,9 @@ def session(device: str) -> Iterator[tuple[Dist, torch.device]]:
         yield ctx, dev
         return
     if dev.type == "cuda":
+        if dev.index is not None and _env_int("LOCAL_WORLD_SIZE", 1) > 1:
+            raise ConfigError(f"--device {device}: under torchrun give --device cuda; each "
+                              "process trains on cuda:LOCAL_RANK")
         if dev.index is None:
             dev = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(dev)
