@@ -85,6 +85,11 @@ def train_cmd(
 
     CNN kinds follow the wang2020 or khan2019 recipe exactly (docs/detectors.md), checkpoint every
     epoch (resumable) and calibrate the decision threshold on the validation split only.
+
+    CNN kinds also train data-parallel under torchrun (DDP; gloo on CPU, NCCL on GPU), e.g.
+    `torchrun --standalone --nproc-per-node 2 -m ganforensics --threads 1 detector train ...`;
+    --batch-size is then the global batch; rank 0 validates and writes the model folder.
+    GANFORENSICS_SYNC_BN=1 asks for SyncBatchNorm (GPU only; docs/scale.md).
     """
     if train is None or out_dir is None:
         raise ConfigError("detector train needs --train MANIFEST and --out MODEL")

@@ -73,6 +73,11 @@ def train_cmd(
     (even SIGKILL) resumes from the last checkpoint and ends with the same weights.
     Progress with losses goes to stderr; the run folder path to stdout.
 
+    The same command under torchrun trains data-parallel (DDP; gloo on CPU, NCCL on GPU),
+    e.g. `torchrun --standalone --nproc-per-node 2 -m ganforensics --threads 1 gan train ...`;
+    --batch is then the global batch (a multiple of the process count); rank 0 writes the run
+    folder and resumes it. GANFORENSICS_SYNC_BN=1 asks for SyncBatchNorm (GPU only; docs/scale.md).
+
     Example: ganforensics gan train --data patches/manifest.csv --preset dcgan
     --last-block N.1.5 --size 32 --steps 1200 --out runs/dcgan-N.1.5
     """

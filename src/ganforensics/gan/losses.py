@@ -54,14 +54,20 @@ def gradient_penalty(
     kind: str,
     generator: torch.Generator,
     weight: float = GP_WEIGHT,
+    *,
+    batch: int | None = None,
+    rows: slice = slice(None),
 ) -> torch.Tensor:
     """Penalty on interpolates a*real + (1-a)*fake, a ~ U(0, 1) per sample.
 
     `1-gp`: weight * (|g| - 1)^2; `0-gp`: weight * |g|^2 (zero-centred). `none`: 0.
+    In data-parallel training `real` / `fake` are the `rows` of a global batch of `batch`: the
+    weights a are drawn for the whole batch and these rows kept, as one process would.
     """
     if kind == "none":
         return real.new_zeros(())
-    a = torch.rand(real.shape[0], 1, 1, 1, generator=generator, device="cpu").to(real.device)
+    n = real.shape[0] if batch is None else batch
+    a = torch.rand(n, 1, 1, 1, generator=generator, device="cpu")[rows].to(real.device)
     x = (a * real + (1 - a) * fake.detach()).requires_grad_(True)
     out = disc(x)
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)

@@ -10,6 +10,13 @@ Speed (profiled in docs/benchmarks.md, "GAN training"): the step is all convolut
 networks and the real images run in the channels-last memory layout (oneDNN's fast path on CPU,
 the same arithmetic), and the generator step reuses the fakes of the last discriminator step
 (as in the PyTorch DCGAN example) instead of a second forward pass of G on new latents.
+
+Under `torchrun` (`ganforensics.distributed`) G and D are wrapped in DDP and each process takes
+its rows of every global batch: the same real images, latents and penalty weights one process
+would draw, split by rank, so with norm layers that keep no batch statistics the weights equal
+the one-process run's. G's BatchNorm (and D's, in presets without a gradient penalty)
+normalises each process's rows on its own unless SyncBatchNorm is asked for (CUDA only).
+D's gradients are not all-reduced during G's step (`no_sync`); rank 0 writes everything.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import pandas as pd
 import torch
 from safetensors.torch import save_file
 
-from ganforensics import console
+from ganforensics import console, distributed
+from ganforensics.distributed import Dist
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforensics.gan.config import GanConfig
 from ganforensics.gan.data import load_training_images
@@ -117,22 +125,31 @@ class _Training:
     """Everything one training run needs between steps."""
 
     config: GanConfig
-    run: RunFolder
+    run: RunFolder | None
+    """The locked run folder on rank 0; None on the other ranks (they write nothing)."""
     device: torch.device
-    gen: Generator
-    disc: Discriminator
+    gen: torch.nn.Module
+    """G (a `Generator`, in DDP in a distributed run; `modules` gives the bare nets)."""
+    disc: torch.nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     real_all: torch.Tensor
     sampler: BatchSampler
     fixed_z: torch.Tensor
+    ctx: Dist = distributed.SINGLE
     loss_rows: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
     """Training seconds up to the last checkpoint (earlier invocations included)."""
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"G": self.gen, "D": self.disc}
+        """The bare networks (outside any DDP wrapper)."""
+        return {"G": distributed.unwrap(self.gen), "D": distributed.unwrap(self.disc)}
+
+    @property
+    def rows(self) -> slice:
+        """This process's rows of each global batch (all of them in one process)."""
+        return distributed.shard(self.config.batch, self.ctx)
 
     @property
     def optims(self) -> dict[str, torch.optim.Optimizer]:
@@ -140,6 +157,7 @@ class _Training:
 
     @property
     def ckpt_root(self) -> Path:
+        assert self.run is not None, "only rank 0 writes checkpoints"
         return self.run.path / "checkpoints"
 
 
@@ -172,11 +190,13 @@ def training_finished(run: RunFolder, weights: str) -> bool:
     return False
 
 
-def _start(config: GanConfig, run: RunFolder, stack: np.ndarray, resume: bool
-           ) -> tuple[_Training, int]:
-    """Seeded networks and optimisers, restored from the last checkpoint when resuming;
-    returns the training state and the step to start from."""
-    device = torch.device(config.device)
+def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: bool,
+           ctx: Dist = distributed.SINGLE, device: torch.device | None = None,
+           sync_bn: bool = False) -> tuple[_Training, int]:
+    """Seeded networks and optimisers, restored from the last checkpoint when resuming (read
+    by rank 0, which passes the state on); returns the training state and the step to start
+    from. In a distributed run the networks come back wrapped in DDP."""
+    device = torch.device(config.device) if device is None else device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "gan-init"))
         gen = Generator(config.size, config.last_block, config.z_dim, config.dim)
@@ -185,20 +205,28 @@ def _start(config: GanConfig, run: RunFolder, stack: np.ndarray, resume: bool
     disc = disc.to(device, memory_format=MEMORY_FORMAT)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
-    start, elapsed = 0, 0.0
-    ckpt = latest_checkpoint(run.path / "checkpoints") if resume else None
-    if ckpt is not None:
+    start, elapsed, loss_rows = 0, 0.0, []
+    ckpt = latest_checkpoint(run.path / "checkpoints") if resume and run is not None else None
+    if ckpt is not None and run is not None:
         state = load_checkpoint(ckpt, {"G": gen, "D": disc}, {"opt_G": opt_g, "opt_D": opt_d})
         start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
         console.info(f"resuming {run.path} from step {start}")
-    loss_rows = _read_losses(run.path / "losses.csv", start)
+        loss_rows = _read_losses(run.path / "losses.csv", start)
+    if ctx.enabled:
+        start = distributed.broadcast(ctx, start)
+        if start > 0:  # the weights travel in DDP's own broadcast below
+            sd_g, sd_d = distributed.broadcast(ctx, (opt_g.state_dict(), opt_d.state_dict()))
+            opt_g.load_state_dict(sd_g)
+            opt_d.load_state_dict(sd_d)
+    gen_w = distributed.wrap(gen, ctx, device, sync_bn=sync_bn)
+    disc_w = distributed.wrap(disc, ctx, device, sync_bn=sync_bn)
     tr = _Training(
-        config, run, device, gen, disc, opt_g, opt_d,
+        config, run, device, gen_w, disc_w, opt_g, opt_d,
         real_all=images_to_tensor(stack),
         sampler=BatchSampler(len(stack), config.batch, config.seed),
         fixed_z=torch.randn(GRID * GRID, config.z_dim,
                             generator=_torch_gen(config.seed, "fixed")),
-        loss_rows=loss_rows, elapsed=elapsed,
+        ctx=ctx, loss_rows=loss_rows, elapsed=elapsed,
     )
     return tr, start
 
@@ -207,49 +235,58 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     """One G step after `n_d` D steps; the losses of the last D step and of the G step.
 
     The fakes of the last D step are made with gradients on and reused by the G step (scored by
-    the updated D), so G runs forward once per step instead of twice.
+    the updated D), so G runs forward once per step instead of twice. Every draw is made for
+    the global batch and cut to this process's rows; the losses returned are the means over
+    the processes (the global batch's losses).
     """
-    c = tr.config
+    c, rows = tr.config, tr.rows
     for j in range(c.n_d):
         t = step * c.n_d + j
         last = j == c.n_d - 1
-        real = tr.real_all[torch.from_numpy(tr.sampler.indices(t))].to(tr.device)
+        real = tr.real_all[torch.from_numpy(tr.sampler.indices(t)[rows])].to(tr.device)
         gen_ = _torch_gen(c.seed, "d-step", t)
-        z = torch.randn(c.batch, c.z_dim, generator=gen_).to(tr.device)
+        z = torch.randn(c.batch, c.z_dim, generator=gen_)[rows].to(tr.device)
         with torch.set_grad_enabled(last):
             fake = tr.gen(z)
         out_r, out_f = tr.disc(real), tr.disc(fake.detach())
         loss_d = d_loss(c.loss, out_r, out_f)
-        gp = gradient_penalty(tr.disc, real, fake, c.gp, gen_, c.gp_weight)
+        gp = gradient_penalty(tr.disc, real, fake, c.gp, gen_, c.gp_weight, batch=c.batch,
+                              rows=rows)
         tr.opt_d.zero_grad(set_to_none=True)
         (loss_d + gp).backward()
         tr.opt_d.step()
-    loss_g = g_loss(c.loss, tr.disc(fake))
-    tr.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    with distributed.no_sync(tr.disc):  # D's gradients of G's step are not used: no all-reduce
+        loss_g = g_loss(c.loss, tr.disc(fake))
+        tr.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
     tr.opt_g.step()
-    return {"d_loss": loss_d.item(), "g_loss": loss_g.item(), "gp": gp.item(),
-            "d_real": out_r.mean().item(), "d_fake": out_f.mean().item()}
+    values = distributed.mean(tr.ctx, [loss_d.item(), loss_g.item(), gp.item(),
+                                       out_r.mean().item(), out_f.mean().item()])
+    return dict(zip(("d_loss", "g_loss", "gp", "d_real", "d_fake"), values, strict=True))
 
 
 def _save_samples(tr: _Training, step: int) -> None:
-    """The fixed-noise sample grid of `step`."""
-    tr.gen.eval()
+    """The fixed-noise sample grid of `step` (rank 0, with the bare G)."""
+    gen = distributed.unwrap(tr.gen)
+    gen.eval()
     with torch.no_grad():
-        imgs = to_uint8(tr.gen(tr.fixed_z.to(tr.device)))
-    tr.gen.train()
+        imgs = to_uint8(gen(tr.fixed_z.to(tr.device)))
+    gen.train()
+    assert tr.run is not None
     save_png_atomic(tr.run.file(f"samples/step-{step:07d}.png"), image_grid(imgs, GRID))
 
 
 def _checkpoint(tr: _Training, step: int) -> None:
+    assert tr.run is not None
     _write_losses(tr.run.file("losses.csv"), tr.loss_rows)
     save_checkpoint(tr.ckpt_root, step, tr.modules, tr.optims, {"seconds": tr.elapsed})
 
 
 def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
-    """Steps `start` .. `end` - 1: losses, sample grids and checkpoints on their schedules."""
-    c = tr.config
-    prog = console.make_progress() if progress else None
+    """Steps `start` .. `end` - 1: losses, sample grids and checkpoints on their schedules
+    (written by rank 0)."""
+    c, main = tr.config, tr.ctx.main
+    prog = console.make_progress() if progress and main else None
     task = None
     if prog is not None:
         prog.start()
@@ -267,12 +304,13 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
                 if prog is not None and task is not None:
                     prog.update(task, completed=done,
                                 info=f"D {row['d_loss']:.3f} G {row['g_loss']:.3f}")
-                if done % c.sample_every == 0 or done == c.steps:
+                if main and (done % c.sample_every == 0 or done == c.steps):
                     _save_samples(tr, done)
                 if done % c.checkpoint_every == 0 or done == end:
                     tr.elapsed += now - t0
                     t0 = now
-                    _checkpoint(tr, done)
+                    if main:
+                        _checkpoint(tr, done)
     finally:
         if prog is not None:
             prog.stop()
@@ -281,6 +319,7 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
 def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
     """generator.safetensors + generator.json, and the `train` stage marker."""
     c, run = tr.config, tr.run
+    assert run is not None
     total_s = float(tr.loss_rows[-1]["seconds"]) if tr.loss_rows else tr.elapsed
     meta = {
         "kind": "gan-generator",
@@ -298,7 +337,9 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
         "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
         "config": cfg,
     }
-    write_final_weights(run, "generator", tr.gen, meta)
+    if tr.ctx.enabled:
+        meta["distributed"] = tr.ctx.describe()
+    write_final_weights(run, "generator", tr.modules["G"], meta)
 
 
 def write_final_weights(run: RunFolder, weights: str, module: torch.nn.Module,
@@ -321,6 +362,7 @@ def train_gan(
     progress: bool = True,
     force: bool = False,
     stop_at_step: int | None = None,
+    sync_bn: bool | None = None,
 ) -> Path:
     """Train a GAN on real images; return the run folder.
 
@@ -331,18 +373,37 @@ def train_gan(
     `resume=True` continues an existing run with the same config from its last checkpoint;
     `force=True` starts over in an existing folder. `stop_at_step` stops early (after writing a
     checkpoint) leaving a resumable run. The run folder is locked while this runs.
+
+    Started by `torchrun` this is one process of a data-parallel run (`ganforensics.distributed`):
+    `config.batch` is the global batch (a multiple of the process count); rank 0 holds the run
+    folder and writes everything. `sync_bn` (default: $GANFORENSICS_SYNC_BN) turns the BatchNorm
+    layers into SyncBatchNorm; CUDA only.
     """
     config.validate()
-    run, stack, cfg = open_training_run(config, data, Path(out_dir), resume=resume,
-                                       force=force)
-    with run:
-        if force:
-            clear_training_outputs(run, "generator")
-        if training_finished(run, "generator"):
-            return run.path
-        tr, start = _start(config, run, stack, resume)
+    bn = distributed.sync_bn_requested(sync_bn)
+    with distributed.session(config.device) as (ctx, device), contextlib.ExitStack() as hold:
+        distributed.check_divisible(config.batch, ctx)
+
+        def open_run() -> tuple[RunFolder, np.ndarray, dict[str, Any], bool]:
+            run, stack, cfg = open_training_run(config, data, Path(out_dir), resume=resume,
+                                               force=force)
+            hold.enter_context(run)
+            if force:
+                clear_training_outputs(run, "generator")
+            return run, stack, cfg, training_finished(run, "generator")
+
+        opened = distributed.on_main(ctx, open_run)
+        if distributed.broadcast(ctx, opened[3] if opened else None):
+            return Path(out_dir) if opened is None else opened[0].path
+        if opened is None:  # ranks > 0: the same images, no run folder
+            run, cfg = None, {}
+            stack, _ = load_training_images(data, config.size)
+        else:
+            run, stack, cfg, _ = opened
+        tr, start = _start(config, run, stack, resume, ctx, device, bn)
         end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
         _train_loop(tr, start, end, progress)
-        if end == config.steps:
+        if end == config.steps and ctx.main:
             _save_generator(tr, cfg)
-    return run.path
+        distributed.barrier(ctx)
+    return Path(out_dir) if run is None else run.path

@@ -17,6 +17,14 @@ stopping on validation loss (patience 5). Without a validation set, 30 % of the 
 `color_robust` (Chandrasegaran 2022) adds RandomGrayscale(p = 0.5) after crop and flip.
 The weights with the best validation score are kept; the decision threshold is calibrated on
 the validation split only (`metrics.threshold.calibrate_threshold`).
+
+Each training image's augmentation draws come from its own generator, seeded by (seed, epoch,
+image index), so a view does not depend on which process makes it. Under `torchrun`
+(`ganforensics.distributed`) the model is wrapped in DDP and each process takes its rows of
+every batch of the epoch's seeded order (the contract of DistributedSampler + set_epoch, with
+the one-process order kept); the loss is scaled so the averaged gradient is the global batch's.
+Validation, early stopping, checkpoints and the saved model are rank 0's; the decisions are
+broadcast. BatchNorm normalises each process's rows unless SyncBatchNorm is asked for (CUDA).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ganforensics import distributed
 from ganforensics.console import info, make_progress
 from ganforensics.detectors.base import sigmoid
 from ganforensics.detectors.cnn.archs import (
@@ -46,12 +55,13 @@ from ganforensics.detectors.cnn.augment import augment_train, augment_val
 from ganforensics.detectors.cnn.data import ImageSet, as_image_set, split_train_val
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
 from ganforensics.detectors.cnn.recipes import Recipe, get_recipe, make_optimizer
+from ganforensics.distributed import Dist
 from ganforensics.errors import InputError
 from ganforensics.io.atomic import atomic_path
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.detection import detection_metrics
 from ganforensics.metrics.threshold import calibrate_threshold
-from ganforensics.seeding import DEFAULT_SEED, derive_seed, seed_everything
+from ganforensics.seeding import DEFAULT_SEED, derive_seed, rng_for, seed_everything
 
 StateDict = dict[str, torch.Tensor]
 
@@ -191,33 +201,41 @@ class _Setup:
     color_robust: bool
     device: torch.device
     progress: bool
+    ctx: Dist = distributed.SINGLE
 
 
 def _train_epoch(
     model: nn.Module, opt: torch.optim.Optimizer, data: TrainingData, setup: _Setup, epoch: int
 ) -> float:
-    """One pass over the training set in a seeded order; the mean batch loss."""
-    rec, dev, n = setup.rec, setup.device, len(data.train)
+    """One pass over the training set in a seeded order; the mean batch loss (of the global
+    batches, in a distributed run: each process takes its rows of every batch)."""
+    rec, dev, n, ctx = setup.rec, setup.device, len(data.train), setup.ctx
     rng = np.random.default_rng(derive_seed(setup.seed, "epoch", epoch))
-    torch.manual_seed(derive_seed(setup.seed, "torch-epoch", epoch))
+    # torch's own draws (dropout) differ per process; one process keeps its old stream
+    torch.manual_seed(derive_seed(setup.seed, "torch-epoch", epoch, *(
+        [ctx.rank] if ctx.enabled else [])))
     order = rng.permutation(n)
     labels_t = torch.from_numpy(data.train.labels.astype(np.float32))
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum" if ctx.enabled else "mean")
     model.train()
     losses = []
     for s in range(0, n, rec.batch_size):
         idx = order[s : s + rec.batch_size]
-        if len(idx) < 2:  # BatchNorm needs two samples
+        if len(idx) < max(2, ctx.world):  # BatchNorm needs two samples; each process one
             continue
-        views = [augment_train(data.train.images[i], rng, rec, data.crop, setup.color_robust)
-                 for i in idx]
+        mine = idx[distributed.shard(len(idx), ctx)]
+        views = [augment_train(data.train.images[i], rng_for(setup.seed, "augment", epoch, int(i)),
+                               rec, data.crop, setup.color_robust) for i in mine]
         x = _to_tensor(views).to(dev)
-        y = labels_t[idx].to(dev)
+        y = labels_t[mine].to(dev)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x).reshape(-1), y)
+        if ctx.enabled:  # DDP averages over processes: sum / global batch * processes
+            loss = loss * (ctx.world / len(idx))
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+    losses = distributed.mean(ctx, losses)  # the global batches' mean losses
     return float(np.mean(losses)) if losses else math.nan
 
 
@@ -258,33 +276,42 @@ def _fit(
     model: nn.Module, opt: torch.optim.Optimizer, data: TrainingData, setup: _Setup,
     val_views: list[np.ndarray], state: LoopState, best_model: StateDict | None,
     ckpt_path: Path | None,
-) -> StateDict:
-    """Train epoch by epoch until early stopping or `max_epochs`; the best weights."""
-    rec = setup.rec
+) -> StateDict | None:
+    """Train epoch by epoch until early stopping or `max_epochs`; the best weights (None on
+    ranks > 0: rank 0 validates, decides and saves, and passes the loop state and lr on)."""
+    rec, ctx = setup.rec, setup.ctx
+    bare = distributed.unwrap(model)
     with make_progress() as prog:
         task = prog.add_task(f"train {setup.arch}/{rec.name}", total=rec.max_epochs, info="",
-                             visible=setup.progress)
+                             visible=setup.progress and ctx.main)
         prog.update(task, completed=state["epoch"])
         while not state["done"] and state["epoch"] < rec.max_epochs:
             epoch = state["epoch"] + 1
             train_loss = _train_epoch(model, opt, data, setup, epoch)
-            v_logits = _val_logits(model, val_views, max(rec.batch_size, 64), setup.device)
-            acc, vloss, score = _val_scores(v_logits, data.val.labels, rec.monitor)
-            lr_now = opt.param_groups[0]["lr"]
-            row = {"epoch": epoch, "train_loss": train_loss, "val_loss": vloss, "val_acc": acc,
-                   "lr": lr_now}
-            state["history"].append(row)
-            if _early_stopping(state, rec, score, epoch, opt):
-                best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state["epoch"] = epoch
-            if ckpt_path is not None:
-                _save_checkpoint(ckpt_path, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "best_model": best_model, "state": state,
-                })
-            prog.update(task, completed=epoch,
-                        info=f"loss {row['train_loss']:.3f} val acc {acc:.3f} lr {lr_now:.0e}")
-    assert best_model is not None
+            if ctx.main:
+                v_logits = _val_logits(bare, val_views, max(rec.batch_size, 64), setup.device)
+                acc, vloss, score = _val_scores(v_logits, data.val.labels, rec.monitor)
+                lr_now = opt.param_groups[0]["lr"]
+                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": vloss,
+                       "val_acc": acc, "lr": lr_now}
+                state["history"].append(row)
+                if _early_stopping(state, rec, score, epoch, opt):
+                    best_model = {k: v.detach().cpu().clone()
+                                  for k, v in bare.state_dict().items()}
+                state["epoch"] = epoch
+                if ckpt_path is not None:
+                    _save_checkpoint(ckpt_path, {
+                        "model": bare.state_dict(), "optimizer": opt.state_dict(),
+                        "best_model": best_model, "state": state,
+                    })
+                prog.update(task, completed=epoch, info=f"loss {row['train_loss']:.3f} "
+                            f"val acc {acc:.3f} lr {lr_now:.0e}")
+            shared, lrs = distributed.broadcast(ctx, (state, [g["lr"] for g in opt.param_groups]))
+            if not ctx.main:  # rank 0's decisions: loop state and lr drops
+                state.update(shared)
+                for g, lr in zip(opt.param_groups, lrs, strict=True):
+                    g["lr"] = lr
+    assert best_model is not None or not ctx.main
     return best_model
 
 
@@ -353,6 +380,7 @@ def train_cnn_detector(
     resume: bool = True,
     force: bool = False,
     workers: int = 2,
+    sync_bn: bool | None = None,
 ) -> CNNDetector:
     """Train a CNN detector with a B5 recipe and save it (safetensors + JSON) in `out_dir`.
 
@@ -362,36 +390,74 @@ def train_cnn_detector(
     smallest training image side. `aug_prob` sets wang2020's p (0.5 or 0.1). With `out_dir`, a
     checkpoint is written atomically after every epoch and an interrupted run resumes from it
     (`resume=True`); a finished run is loaded.
+
+    Started by `torchrun` this is one process of a data-parallel run: the batch size is the
+    global batch, rank 0 writes the folder, and every rank returns the same detector. `sync_bn`
+    (default: $GANFORENSICS_SYNC_BN) turns BatchNorm into SyncBatchNorm; CUDA only.
     """
     spec = get_spec(arch)
     rec = get_recipe(recipe, batch_size=batch_size, aug_prob=aug_prob, max_epochs=epochs)
-    dev = torch.device(device)
-    setup = _Setup(arch, rec, seed, color_robust, dev, progress)
-    data = _training_data(train, val, rec, seed, crop_size, spec.input_size, workers)
-    config = _run_config(arch, rec, data, color_robust, seed, weights)
-    run = None
-    ckpt_path = None
-    if out_dir is not None:
-        run = RunFolder.create(out_dir, config, seed=seed, device=str(dev), force=force,
-                               resume=resume)
-        ckpt_path = run.path / "checkpoint.pt"
-        done = _finished_run(run, rec, device, force)
-        if done is not None:
-            return done
+    bn = distributed.sync_bn_requested(sync_bn)
+    with distributed.session(device) as (ctx, dev):
+        setup = _Setup(arch, rec, seed, color_robust, dev, progress, ctx)
+        data = _training_data(train, val, rec, seed, crop_size, spec.input_size, workers)
+        config = _run_config(arch, rec, data, color_robust, seed, weights)
 
-    seed_everything(seed)
-    model = build_model(arch, weights)
-    if rec.head_init_std is not None and weights is None:
-        init_head_wang2020(model, arch, rec.head_init_std)
-    model.to(dev).to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, arch, rec)
-    val_views = [augment_val(im, i, rec, data.crop, seed) for i, im in enumerate(data.val.images)]
-    state, best_model = _resume(ckpt_path, model, opt, force)
+        def open_run() -> tuple[RunFolder | None, Path | None, CNNDetector | None]:
+            if out_dir is None:
+                return None, None, None
+            run = RunFolder.create(out_dir, config, seed=seed, device=str(dev), force=force,
+                                   resume=resume)
+            return run, run.path / "checkpoint.pt", _finished_run(run, rec, str(dev), force)
 
-    t0 = time.time()
-    best_model = _fit(model, opt, data, setup, val_views, state, best_model, ckpt_path)
-    det, val_probs = _calibrated_detector(model, best_model, data, setup, val_views)
-    _record(det, data, setup, config, state, val_probs, time.time() - t0)
-    if run is not None:
-        _save_run(run, det, state)
-    return det
+        run, ckpt_path, done = distributed.on_main(ctx, open_run) or (None, None, None)
+        if distributed.broadcast(ctx, done is not None):
+            return _shared_detector(ctx, done, arch, dev)
+
+        seed_everything(seed)
+        model = build_model(arch, weights)
+        if rec.head_init_std is not None and weights is None:
+            init_head_wang2020(model, arch, rec.head_init_std)
+        model.to(dev).to(memory_format=torch.channels_last)
+        opt = make_optimizer(model, arch, rec)
+        val_views = ([augment_val(im, i, rec, data.crop, seed)
+                      for i, im in enumerate(data.val.images)] if ctx.main else [])
+        state, best_model = _resume(ckpt_path, model, opt, force)
+        if ctx.enabled:  # rank 0's resume state; its weights travel in DDP's broadcast
+            shared, opt_state = distributed.broadcast(ctx, (state, opt.state_dict()))
+            if not ctx.main:
+                state.update(shared)
+                opt.load_state_dict(opt_state)
+
+        t0 = time.time()
+        best_model = _fit(distributed.wrap(model, ctx, dev, sync_bn=bn), opt, data, setup,
+                          val_views, state, best_model, ckpt_path)
+        det = None
+        if ctx.main:
+            assert best_model is not None
+            det, val_probs = _calibrated_detector(model, best_model, data, setup, val_views)
+            _record(det, data, setup, config, state, val_probs, time.time() - t0)
+            if ctx.enabled:
+                det.meta["distributed"] = {**ctx.describe(), "sync_bn": bn}
+            if run is not None:
+                _save_run(run, det, state)
+        return _shared_detector(ctx, det, arch, dev)
+
+
+def _shared_detector(ctx: Dist, det: CNNDetector | None, arch: str, device: torch.device
+                     ) -> CNNDetector:
+    """Rank 0's detector on every rank (so each process returns the same object)."""
+    if not ctx.enabled:
+        assert det is not None
+        return det
+    payload = distributed.broadcast(ctx, None if det is None else (
+        det.model.state_dict(), dict(input_size=det.input_size, crop=det.crop,
+                                     norm_mean=det.norm_mean, norm_std=det.norm_std,
+                                     feature_layer=det.feature_layer,
+                                     threshold=det.threshold, meta=det.meta)))
+    if det is not None:
+        return det
+    weights, kwargs = payload
+    model = build_model(arch)
+    model.load_state_dict(weights)
+    return CNNDetector(model, arch, device=device, **kwargs)
