@@ -67,8 +67,8 @@ def demo(
     real-vs-real floor, spectra), trains spectral and CNN detectors on real vs BASELINE and on
     real vs sim-BASELINE and tests them on every setup of both arms (AP, accuracy, the paired
     pair_win, bypass rates, robustness, grayscale), then writes report.html, results.json and
-    CSV tables. About 10 minutes on 2 idle CPU cores (--quick: 2; --preset sampled: the
-    sampled arm alone, 7).
+    CSV tables. About 9-11 minutes on 2 idle CPU cores (--quick: 2; --preset sampled: the
+    sampled arm alone, 7-8).
 
     Interrupted? Rerun the same command: finished stages are skipped and GAN training resumes
     from its last checkpoint. The last line on stdout says where the report is.
