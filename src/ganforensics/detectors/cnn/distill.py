@@ -23,10 +23,15 @@ from ganforensics.detectors.cnn.archs import IMAGENET_MEAN, IMAGENET_STD
 from ganforensics.detectors.cnn.heads import Head, kd_loss
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
 from ganforensics.detectors.cnn.recipes import DEFAULT_RECIPE, Recipe
-from ganforensics.detectors.cnn.train import LossFn, Objective, TrainingData, run_training
+from ganforensics.detectors.cnn.train import (
+    LossFn,
+    Objective,
+    TrainingData,
+    TrainOptions,
+    run_training,
+)
 from ganforensics.errors import ConfigError, InputError
 from ganforensics.io.images import file_sha256
-from ganforensics.seeding import DEFAULT_SEED
 
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_HARD_WEIGHT = 0.0
@@ -72,20 +77,14 @@ def distill_cnn_detector(
     temperature: float = DEFAULT_TEMPERATURE,
     hard_weight: float = DEFAULT_HARD_WEIGHT,
     recipe: str | Recipe = DEFAULT_RECIPE,
-    seed: int = DEFAULT_SEED,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    aug_prob: float | None = None,
-    crop_size: int | None = None,
-    resume: bool = True,
-    force: bool = False,
-    workers: int = 2,
+    **options: Any,
 ) -> CNNDetector:
     """Distil `teacher` (a saved CNN detector folder, or a `CNNDetector`) into a fresh
     `student_arch` trained on `train` (labels are used only for validation, calibration and
-    `hard_weight`); saved like `train_cnn_detector`'s models, with a `distillation` record."""
+    `hard_weight`); saved like `train_cnn_detector`'s models, with a `distillation` record.
+    `options`: `train.TrainOptions` fields (seed, epochs, batch_size, device, ...); the student
+    starts from random weights."""
+    device = TrainOptions(**options).device
     if temperature <= 0:
         raise ConfigError(f"--temperature must be positive, not {temperature}")
     if not 0.0 <= hard_weight <= 1.0:
@@ -117,7 +116,4 @@ def distill_cnn_detector(
 
     objective = Objective(head_for, loss_for, config={"distillation": record},
                           meta={"distillation": record})
-    return run_training(
-        student_arch, recipe, train, val, out_dir, objective, seed=seed, epochs=epochs,
-        batch_size=batch_size, device=device, progress=progress, aug_prob=aug_prob,
-        crop_size=crop_size, resume=resume, force=force, workers=workers)
+    return run_training(student_arch, recipe, train, val, out_dir, objective, **options)

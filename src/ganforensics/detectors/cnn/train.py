@@ -404,6 +404,25 @@ def _save_run(run: RunFolder, det: CNNDetector, state: LoopState) -> None:
 
 # ---- main entry -----------------------------------------------------------------------------
 @dataclass(frozen=True)
+class TrainOptions:
+    """The run options shared by `train_cnn_detector` and `distill_cnn_detector`."""
+
+    color_robust: bool = False
+    seed: int = DEFAULT_SEED
+    epochs: int | None = None
+    batch_size: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+    aug_prob: float | None = None
+    crop_size: int | None = None
+    weights: str | os.PathLike[str] | None = None
+    resume: bool = True
+    force: bool = False
+    workers: int = 2
+    sync_bn: bool | None = None
+
+
+@dataclass(frozen=True)
 class Objective:
     """What a training run optimises besides the recipe: the head (built from the decoded
     data), an optional replacement loss, and what it adds to config.yaml and model.json."""
@@ -471,54 +490,43 @@ def run_training(
     val: Any,
     out_dir: str | os.PathLike[str] | None,
     objective: Objective,
-    *,
-    color_robust: bool = False,
-    seed: int = DEFAULT_SEED,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    aug_prob: float | None = None,
-    crop_size: int | None = None,
-    weights: str | os.PathLike[str] | None = None,
-    resume: bool = True,
-    force: bool = False,
-    workers: int = 2,
-    sync_bn: bool | None = None,
+    **options: Any,
 ) -> CNNDetector:
-    """`train_cnn_detector`'s loop for any `objective` (distillation uses it too)."""
+    """`train_cnn_detector`'s loop for any `objective` (distillation uses it too); `options`
+    are `TrainOptions` fields."""
+    o = TrainOptions(**options)
     spec = get_spec(arch)
-    rec = get_recipe(recipe, batch_size=batch_size, aug_prob=aug_prob, max_epochs=epochs)
-    bn = distributed.sync_bn_requested(sync_bn)
-    with distributed.session(device) as (ctx, dev):
-        data = _training_data(train, val, rec, seed, crop_size, spec.input_size, workers)
+    rec = get_recipe(recipe, batch_size=o.batch_size, aug_prob=o.aug_prob, max_epochs=o.epochs)
+    bn = distributed.sync_bn_requested(o.sync_bn)
+    with distributed.session(o.device) as (ctx, dev):
+        data = _training_data(train, val, rec, o.seed, o.crop_size, spec.input_size, o.workers)
         head = objective.head_for(data)
         data = data.with_targets(head)
         loss = objective.loss(dev) if objective.loss is not None else None
-        setup = _Setup(arch, rec, seed, color_robust, dev, progress, ctx, head, loss)
-        config = {**_run_config(arch, rec, data, color_robust, seed, weights, head),
+        setup = _Setup(arch, rec, o.seed, o.color_robust, dev, o.progress, ctx, head, loss)
+        config = {**_run_config(arch, rec, data, o.color_robust, o.seed, o.weights, head),
                   **objective.config}
 
         def open_run() -> tuple[RunFolder | None, Path | None, CNNDetector | None]:
             if out_dir is None:
                 return None, None, None
-            run = RunFolder.create(out_dir, config, seed=seed, device=str(dev), force=force,
-                                   resume=resume)
-            return run, run.path / "checkpoint.pt", _finished_run(run, rec, str(dev), force)
+            run = RunFolder.create(out_dir, config, seed=o.seed, device=str(dev), force=o.force,
+                                   resume=o.resume)
+            return run, run.path / "checkpoint.pt", _finished_run(run, rec, str(dev), o.force)
 
         run, ckpt_path, done = distributed.on_main(ctx, open_run) or (None, None, None)
         if distributed.broadcast(ctx, done is not None):
             return _shared_detector(ctx, done, arch, dev)
 
-        seed_everything(seed)
-        model = build_model(arch, weights, n_outputs=head.n_outputs)
-        if rec.head_init_std is not None and weights is None:
+        seed_everything(o.seed)
+        model = build_model(arch, o.weights, n_outputs=head.n_outputs)
+        if rec.head_init_std is not None and o.weights is None:
             init_head_wang2020(model, arch, rec.head_init_std)
         model.to(dev).to(memory_format=torch.channels_last)
         opt = make_optimizer(model, arch, rec)
-        val_views = ([augment_val(im, i, rec, data.crop, seed)
+        val_views = ([augment_val(im, i, rec, data.crop, o.seed)
                       for i, im in enumerate(data.val.images)] if ctx.main else [])
-        state, best_model = _resume(ckpt_path, model, opt, force)
+        state, best_model = _resume(ckpt_path, model, opt, o.force)
         if ctx.enabled:  # rank 0's resume state; its weights travel in DDP's broadcast
             shared, opt_state = distributed.broadcast(ctx, (state, opt.state_dict()))
             if not ctx.main:
