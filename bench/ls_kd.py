@@ -132,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=100, help="per class")
     ap.add_argument("--n-test", type=int, default=200, help="per class")
     ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--table-only", action="store_true",
+                    help="rebuild table.md from <out>/results.csv (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
+    if args.table_only:
+        res = pd.read_csv(args.out / "results.csv")
+        (args.out / "table.md").write_text(table_md(res))
+        print(table_md(res))
+        return 0
     os.environ.setdefault("GANFORENSICS_PROGRESS", "0")
     t0, c0 = time.time(), resource.getrusage(resource.RUSAGE_SELF)
     files = make_manifests(args.study, args.out / "manifests",
