@@ -94,8 +94,11 @@ def table_md(res: pd.DataFrame) -> str:
     """Students: mean +- sd over seeds per alpha x T; teachers in the first column."""
     def cell(g: pd.DataFrame, col: str) -> str:
         v = g[col].to_numpy(float)
+        if not len(v):
+            return "-"
         sd = f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else ""
-        return f"{v.mean():.3f}{sd}"
+        n = f" (n={len(v)})" if len(v) != res["seed"].nunique() else ""
+        return f"{v.mean():.3f}{sd}{n}"
 
     lines = []
     temps = sorted(res.loc[res.role == "student", "T"].unique())
