@@ -59,11 +59,11 @@ from ganforensics.detectors.cnn.attribution import (
 )
 from ganforensics.detectors.cnn.augment import augment_train, augment_val
 from ganforensics.detectors.cnn.data import ImageSet, as_image_set, split_train_val
-from ganforensics.detectors.cnn.heads import DEFAULT_TASK, Head, make_head
+from ganforensics.detectors.cnn.heads import DEFAULT_TASK, TASKS, Head, make_head
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
 from ganforensics.detectors.cnn.recipes import Recipe, get_recipe, make_optimizer
 from ganforensics.distributed import Dist
-from ganforensics.errors import InputError
+from ganforensics.errors import ConfigError, InputError
 from ganforensics.io.atomic import atomic_path
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.detection import detection_metrics
@@ -473,6 +473,10 @@ def train_cnn_detector(
     global batch, rank 0 writes the folder, and every rank returns the same detector. `sync_bn`
     (default: $GANFORENSICS_SYNC_BN) turns BatchNorm into SyncBatchNorm; CUDA only.
     """
+    Head(None, label_smoothing)  # option errors before any image is decoded
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+
     def head_for(data: TrainingData) -> Head:
         return make_head(task, label_smoothing, data.train.labels, data.train.generators)
 
