@@ -213,3 +213,22 @@ def test_cli_train_predict_and_refusal(photo_rows, tmp_path, one_thread) -> None
                               str(tmp_path / "mixed.csv")])
     assert res.exit_code == 0, res.output
     assert res.output.count("\n") >= 72
+
+
+def test_study_preset_turns_the_one_class_stages_on() -> None:
+    from ganforensics.study.config import load_config
+    from ganforensics.study.pipeline import build_stages
+
+    names = [s.name for s in build_stages(load_config(None, preset=["quick"]))]
+    assert "one-class" not in names and "detector-one-class" not in names
+    stages = {s.name: s for s in build_stages(load_config(None, preset=["quick", "oneclass"]))}
+    assert {"detector-one-class", "one-class"} <= set(stages)
+    assert not [n for n in stages if n.startswith("detector-one-class@")]  # trained once
+    assert "detector-one-class" in stages["detection"].needs
+    emb = load_config({"detectors": {"one_class": {"enabled": True,
+                                                   "features": "cnn-embedding"}}})
+    assert "detector-cnn" in {s.name: s for s in build_stages(emb)}["one-class"].needs
+    with pytest.raises(ConfigError, match="one_class.model"):
+        load_config({"detectors": {"one_class": {"model": "forest"}}})
+    with pytest.raises(ConfigError, match="target_fpr"):
+        load_config({"detectors": {"one_class": {"target_fpr": 1.5}}})

@@ -20,8 +20,9 @@ NumPy code here scores (a reload gives the same scores; no pickle):
 - ``isolation-forest``: IsolationForest (100 trees, 256 samples each); anomaly score =
   ``2 ** (-E[h(x)] / c(256))`` as in sklearn; saved: every tree's node arrays.
 
-The logit is the anomaly score standardised by the median and inter-quartile range of the
-training vectors' scores, so P(fake) = sigmoid(logit) grows with anomaly. The threshold is set
+The logit is ``asinh`` of the anomaly score standardised by the median and inter-quartile range
+of the training vectors' scores, so P(fake) = sigmoid(logit) grows with anomaly and does not
+saturate to 1.0 in float64 for far-out images. The threshold is set
 on held-out reals only (`fpr_threshold`): the smallest P(fake) above all but
 ``floor(target_fpr * n)`` of them. Optional oversampling of the training vectors (DOPING and
 its baselines) is `ganforensics.detectors.doping`.
@@ -214,7 +215,9 @@ class OneClassDetector:
 
     def logits_from_features(self, x: np.ndarray) -> np.ndarray:
         s = self.anomaly_scores(x)
-        return (s - self.params["score_center"][0]) / self.params["score_scale"][0]
+        # asinh: monotone, linear near the median, and no float64 saturation of the sigmoid
+        # for far-out fakes (which would tie their ranks and the threshold)
+        return np.arcsinh((s - self.params["score_center"][0]) / self.params["score_scale"][0])
 
     def logits(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Logits (float64, (N,)) for RGB uint8 images."""
@@ -238,8 +241,8 @@ class OneClassDetector:
         self.meta.update(kind=self.kind, format_version=FORMAT_VERSION, model=model,
                          feature_settings=self.feature_settings(), threshold=self.threshold,
                          labels={"real": 0, "fake": 1},
-                         score="logit = (anomaly score - median) / IQR over the training "
-                               "reals; P(fake) = sigmoid(logit)")
+                         score="logit = asinh((anomaly score - median) / IQR over the "
+                               "training reals); P(fake) = sigmoid(logit)")
         self.meta.setdefault("threshold_source", "default 0.5 (no held-out reals)")
 
     def save(self, out_dir: str | os.PathLike[str]) -> Path:
