@@ -232,3 +232,23 @@ def test_study_preset_turns_the_one_class_stages_on() -> None:
         load_config({"detectors": {"one_class": {"model": "forest"}}})
     with pytest.raises(ConfigError, match="target_fpr"):
         load_config({"detectors": {"one_class": {"target_fpr": 1.5}}})
+
+
+def test_digits_bench_pairs_methods_on_one_split() -> None:
+    from ganforensics.evaluate.one_class_bench import digits_benchmark, summarise
+
+    cells = digits_benchmark(normal=[3, 8], seeds=2, methods=["none", "smote"], model="knn",
+                             ratio=1.0)
+    assert len(cells) == 2 * 2 * 2
+    assert (cells.loc[cells.method == "smote", "n_generated"].to_numpy()
+            == cells.loc[cells.method == "smote", "n_train"].to_numpy()).all()
+    assert cells["auc"].between(0.5, 1.0).all()
+    again = digits_benchmark(normal=[3, 8], seeds=2, methods=["none", "smote"], model="knn",
+                             ratio=1.0)
+    pd.testing.assert_frame_equal(cells, again)
+    summary = summarise(cells).set_index("method")
+    assert summary.loc["none", "diff_vs_none_mean"] == 0.0
+    assert summary.loc["smote", "diff_lo"] <= summary.loc["smote", "diff_vs_none_mean"] \
+        <= summary.loc["smote", "diff_hi"]
+    with pytest.raises(ConfigError):
+        digits_benchmark(normal=[10], seeds=1)

@@ -89,8 +89,11 @@ def digits_benchmark(
 
 def summarise(table: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
     """Per method: AUC averaged over the normal classes per seed, then mean and sd (ddof 1)
-    over seeds; the paired difference to `reference` the same way, and the share of
-    (seed, class) cells where the method beats the reference."""
+    over seeds; the paired difference to `reference` the same way with a 95 % t-interval over
+    seeds (`diff_lo`, `diff_hi`), and the share of (seed, class) cells where the method beats
+    the reference."""
+    from scipy.stats import t as student_t
+
     per_seed = table.groupby(["method", "seed"])["auc"].mean().unstack("seed")
     ref = table[table["method"] == reference].set_index(["seed", "normal"])["auc"]
     out = []
@@ -104,9 +107,14 @@ def summarise(table: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
             f"diff_vs_{reference}_mean": float(diff.mean()) if len(diff) else float("nan"),
             f"diff_vs_{reference}_sd": float(diff.std(ddof=1)) if len(diff) > 1
             else float("nan"),
+            "diff_lo": float("nan"), "diff_hi": float("nan"),
             f"wins_vs_{reference}": float(((cells - ref) > 0).mean()) if len(ref)
             else float("nan"),
         })
+        if len(diff) > 1:
+            half = student_t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            out[-1]["diff_lo"] = float(diff.mean() - half)
+            out[-1]["diff_hi"] = float(diff.mean() + half)
     order = {m: i for i, m in enumerate(METHODS)}
     return pd.DataFrame(out).sort_values("method", key=lambda s: s.map(order)).reset_index(
         drop=True)
