@@ -97,12 +97,10 @@ def _bootstrap_rate(flags: dict[str, np.ndarray], resamples: int, seed: int
     return out
 
 
-def stage_one_class(ctx: StudyContext) -> dict[str, Any]:
-    """Fit one detector per oversampling method on the train reals (threshold: target FPR on
-    the val reals), then AUC / TPR on every setup and FPR on clean and perturbed test reals."""
+def one_class_features(ctx: StudyContext) -> dict[str, Any]:
+    """The feature vectors the `one-class` stage compares methods on: train / val reals,
+    the test set (with its rows) and the test reals under each robustness-grid condition."""
     c = _cfg(ctx)
-    resamples = int(ctx.cfg["evaluate"]["resamples"])
-    seed = derive_seed(ctx.seed, "one-class-stage") % 2**31
     real = ctx.real_manifest()
     train_imgs, _ = decode(split_of(real, "train"), "train reals")
     val_imgs, _ = decode(split_of(real, "val"), "val reals")
@@ -115,19 +113,31 @@ def stage_one_class(ctx: StudyContext) -> dict[str, Any]:
     proto = OneClassDetector(c["features"], c["model"], embedding=emb)
     x_train, x_val = proto.features(train_imgs), proto.features(val_imgs)
     x_test = proto.features(test_imgs)
-    is_real = rows["label"].astype(int).to_numpy() == 0
-    real_idx = np.flatnonzero(is_real)
+    real_idx = np.flatnonzero(rows["label"].astype(int).to_numpy() == 0)
     conditions = [CLEAN, *GRIDS[ctx.cfg["evaluate"]["grid"]]]
     x_cond = {CLEAN: x_test[real_idx]}
     for cond in conditions[1:]:
         chain = parse_ops(cond)
         imgs = [chain(test_imgs[i], image_id_of(rows.iloc[i])) for i in real_idx]
         x_cond[cond] = proto.features(imgs)
+    return {"train": x_train, "val": x_val, "test": x_test, "rows": rows,
+            "conditions": x_cond, "proto": proto}
+
+
+def compare_oversampling(feats: dict[str, Any], c: dict[str, Any], seed: int, resamples: int
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Fit one detector per method of `METHODS` on `feats["train"]` (threshold: target FPR on
+    `feats["val"]`); the `ONE_CLASS_TABLE` and `ONE_CLASS_FP_TABLE` frames and a summary."""
+    x_train, x_val, x_test, rows = feats["train"], feats["val"], feats["test"], feats["rows"]
+    proto, x_cond = feats["proto"], feats["conditions"]
+    conditions = list(x_cond)
     ratio = float(c["compare_ratio"])
     fitted = fit_aae(x_train, seed=oversample_seed(seed))
-    frames, flags, info = [], {cond: {} for cond in conditions}, {}
+    frames: list[pd.DataFrame] = []
+    flags: dict[str, dict[str, np.ndarray]] = {cond: {} for cond in conditions}
+    info: dict[str, Any] = {}
     for method in METHODS:
-        det = OneClassDetector(c["features"], c["model"], embedding=emb)
+        det = OneClassDetector(c["features"], c["model"], embedding=proto.embedding)
         det._spectral = proto._spectral  # the profile length fixed by the training features
         det.fit_features(x_train, seed=seed, oversample=method,
                          ratio=0.0 if method == "none" else ratio,
@@ -160,8 +170,18 @@ def stage_one_class(ctx: StudyContext) -> dict[str, Any]:
                             "diff_vs_none": float(f.mean() - flags[cond]["none"].mean()),
                             "diff_lo": dlo, "diff_hi": dhi})
     fp = checked(pd.DataFrame(fp_rows), ONE_CLASS_FP_COLUMNS, ONE_CLASS_FP_TABLE)
+    return table, fp, info
+
+
+def stage_one_class(ctx: StudyContext) -> dict[str, Any]:
+    """Fit one detector per oversampling method on the train reals (threshold: target FPR on
+    the val reals), then AUC / TPR on every setup and FPR on clean and perturbed test reals."""
+    c = _cfg(ctx)
+    feats = one_class_features(ctx)
+    seed = derive_seed(ctx.seed, "one-class-stage") % 2**31
+    table, fp, info = compare_oversampling(feats, c, seed, int(ctx.cfg["evaluate"]["resamples"]))
     ctx.run.write_csv(ONE_CLASS_TABLE, table)
     ctx.run.write_csv(ONE_CLASS_FP_TABLE, fp)
     return {"files": [ONE_CLASS_TABLE, ONE_CLASS_FP_TABLE], "methods": info,
-            "features": c["features"], "model": c["model"], "ratio": ratio,
-            "n_train_reals": len(x_train), "n_val_reals": len(x_val)}
+            "features": c["features"], "model": c["model"], "ratio": float(c["compare_ratio"]),
+            "n_train_reals": len(feats["train"]), "n_val_reals": len(feats["val"])}
