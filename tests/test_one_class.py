@@ -252,3 +252,33 @@ def test_digits_bench_pairs_methods_on_one_split() -> None:
         <= summary.loc["smote", "diff_hi"]
     with pytest.raises(ConfigError):
         digits_benchmark(normal=[10], seeds=1)
+
+
+def test_cnn_embedding_features_travel_with_the_detector(photo_rows, tmp_path,
+                                                         one_thread) -> None:
+    import torch
+
+    from ganforensics.detectors.cnn import CNNDetector
+    from ganforensics.detectors.cnn.archs import build_model
+
+    torch.manual_seed(0)
+    CNNDetector(build_model("small"), "small", input_size=32).save(tmp_path / "cnn")
+    reals = photo_rows[photo_rows.label == 0]
+    det = train_one_class_detector(reals, None, features="cnn-embedding", model="ocsvm",
+                                   embedding_model=tmp_path / "cnn", seed=2)
+    from ganforensics.io.loading import load_images
+
+    imgs = load_images(reals.head(5)).images
+    emb = det.features(imgs)
+    assert emb.shape == (5, 128)  # the small net's pooled last feature maps
+    # the embedding is the head's input: the head applied to it gives the CNN's logit
+    fc = det.embedding.model.fc
+    head = emb @ fc.weight.detach().double().numpy().T + fc.bias.detach().double().numpy()
+    np.testing.assert_allclose(head[:, 0], det.embedding.logits(imgs), atol=1e-4)
+    det.save(tmp_path / "oc")
+    assert (tmp_path / "oc" / "embedding" / "model.safetensors").is_file()
+    (tmp_path / "cnn" / "model.safetensors").unlink()  # the saved detector needs only itself
+    again = load_detector(tmp_path / "oc")
+    np.testing.assert_array_equal(again.logits(imgs), det.logits(imgs))
+    with pytest.raises(ConfigError, match="embedding-model"):
+        train_one_class_detector(reals, None, features="cnn-embedding")
