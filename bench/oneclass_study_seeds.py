@@ -3,6 +3,8 @@ rerun over several oversampling seeds on an existing study run folder (read only
 a DOPING effect on false positives is the AAE / sampler seed.
 
 Example: python bench/oneclass_study_seeds.py /tmp/oc-quick --seeds 5
+         python bench/oneclass_study_seeds.py /tmp/oc-quick --seeds 1 --features decay \
+             --model isolation-forest --per-setup
 Prints, per method and condition, the FPR on the test reals (mean, min, max over seeds) and the
 difference to no oversampling; the pooled AUC the same way. Writes nothing.
 """
@@ -28,8 +30,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a study run folder made with --preset oneclass")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--features", help="override detectors.one_class.features")
+    ap.add_argument("--model", help="override detectors.one_class.model")
+    ap.add_argument("--per-setup", action="store_true",
+                    help="also print the AUC per setup (first seed, no intervals)")
     args = ap.parse_args()
     cfg = yaml.safe_load((args.run / "config.yaml").read_text())
+    for key in ("features", "model"):
+        if getattr(args, key):
+            cfg["detectors"]["one_class"][key] = getattr(args, key)
     ctx = StudyContext(SimpleNamespace(path=args.run), cfg)  # type: ignore[arg-type]
     t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     feats = one_class_features(ctx)
@@ -39,6 +48,9 @@ def main() -> None:
         table, fp, _ = compare_oversampling(feats, cfg["detectors"]["one_class"], seed, 0)
         fps.append(fp.assign(seed=i))
         aucs.append(table[table.generator == "all"].assign(seed=i))
+        if args.per_setup and i == 0:
+            print(table.pivot(index="generator", columns="method", values="auc").round(3)
+                  .to_string())
     fp = pd.concat(fps)
     auc = pd.concat(aucs)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
