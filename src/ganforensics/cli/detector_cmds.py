@@ -22,7 +22,17 @@ from ganforensics.detectors.cnn import (
     load_cnndetection_checkpoint,
     train_cnn_detector,
 )
+from ganforensics.detectors.doping import DEFAULT_EDGE_QUANTILE, METHODS
 from ganforensics.detectors.loading import BACKENDS
+from ganforensics.detectors.one_class import (
+    DEFAULT_FEATURES,
+    DEFAULT_MODEL,
+    DEFAULT_TARGET_FPR,
+    FEATURES,
+    MODELS,
+    train_one_class_detector,
+)
+from ganforensics.detectors.one_class import KIND as ONE_CLASS
 from ganforensics.detectors.onnx import FORMATS, export_detector
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError, RunExistsError
@@ -34,7 +44,7 @@ from ganforensics.metrics.bootstrap import DEFAULT_RESAMPLES
 from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 from ganforensics.seeding import DEFAULT_SEED
 
-KINDS = (CNNDetector.kind, *spectral.KINDS)
+KINDS = (CNNDetector.kind, *spectral.KINDS, ONE_CLASS)
 _RECIPE = RECIPES[DEFAULT_RECIPE]
 ENGINES = ("local", "ray")
 _BACKEND_HELP = (f"How a CNN runs: {' or '.join(BACKENDS)} (default: what the model folder "
@@ -74,6 +84,23 @@ def train_cmd(
                                  ".pth state dict, loaded safely); default random init."),
     classifier: str = typer.Option(None, "--classifier",
                                    help="Spectral kinds: logreg, svm, knn, mlp, ..."),
+    features: str = typer.Option(None, "--features", help=f"one-class: {', '.join(FEATURES)} "
+                                 f"(default {DEFAULT_FEATURES}).", show_default=False),
+    oc_model: str = typer.Option(None, "--model", help=f"one-class: {', '.join(MODELS)} "
+                                 f"(default {DEFAULT_MODEL}).", show_default=False),
+    embedding_model: Path = typer.Option(None, "--embedding-model", help="one-class with "
+                                         "--features cnn-embedding: a saved CNN detector."),
+    target_fpr: float = typer.Option(DEFAULT_TARGET_FPR, "--target-fpr", min=0.0, max=0.99,
+                                     help="one-class: false-positive rate on the held-out "
+                                     "reals that sets the threshold."),
+    doping: float = typer.Option(0.0, "--doping", min=0.0, help="one-class: add RATIO x N "
+                                 "synthetic training vectors (0 = off; docs/detectors.md)."),
+    edge_quantile: float = typer.Option(DEFAULT_EDGE_QUANTILE, "--edge-quantile",
+                                        help="one-class DOPING: the top-q latent codes by "
+                                        "norm are the edge."),
+    oversample: str = typer.Option("doping", "--oversample", help="one-class with --doping: "
+                                   f"{', '.join(m for m in METHODS if m != 'none')} "
+                                   "(the baselines: whole prior, input-space SMOTE)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice."),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     resume: bool = typer.Option(True, "--resume/--no-resume",
@@ -101,6 +128,8 @@ def train_cmd(
         "--batch-size": batch_size is not None, "--aug-prob": aug_prob is not None,
         "--crop-size": crop_size is not None, "--weights": weights is not None,
         "--device": device != "cpu", "--classifier": classifier is not None,
+        "--features": features is not None, "--model": oc_model is not None,
+        "--embedding-model": embedding_model is not None, "--doping": doping > 0,
     })
     if kind == CNNDetector.kind:
         check_device(device)
@@ -110,6 +139,17 @@ def train_cmd(
             device=device, aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume,
             force=force,
         )
+    elif kind == ONE_CLASS:
+        if out_dir.exists() and any(out_dir.iterdir()) and not force:
+            raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
+        det = train_one_class_detector(
+            read_manifest(train), read_manifest(val) if val else None,
+            features=features or DEFAULT_FEATURES, model=oc_model or DEFAULT_MODEL,
+            target_fpr=target_fpr, oversample=oversample, ratio=doping,
+            edge_quantile=edge_quantile, embedding_model=embedding_model, seed=seed,
+            train_name=str(train),
+        )
+        det.save(out_dir)
     else:
         if out_dir.exists() and any(out_dir.iterdir()) and not force:
             raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
@@ -133,8 +173,11 @@ def train_cmd(
 def _warn_unused_options(kind: str, given: dict[str, bool]) -> None:
     """Warn about options given that the chosen --kind ignores."""
     spectral_only = {"--classifier"}
+    one_class_only = {"--features", "--model", "--embedding-model", "--doping"}
     cnn = kind == CNNDetector.kind
-    unused = [o for o, on in given.items() if on and ((o in spectral_only) == cnn)]
+    unused = [o for o, on in given.items() if on and (
+        (o in one_class_only) != (kind == ONE_CLASS)
+        or (o not in one_class_only and (o in spectral_only) == cnn))]
     if unused:
         warn(f"--kind {kind} ignores {', '.join(unused)}")
 

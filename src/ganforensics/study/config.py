@@ -22,6 +22,8 @@ import yaml
 
 from ganforensics.detectors.cnn.archs import ARCHS
 from ganforensics.detectors.cnn.recipes import RECIPES
+from ganforensics.detectors.one_class import FEATURES as ONE_CLASS_FEATURES
+from ganforensics.detectors.one_class import MODELS as ONE_CLASS_MODELS
 from ganforensics.errors import ConfigError
 from ganforensics.evaluate.detection import GRIDS
 from ganforensics.gan.config import PRESETS as GAN_PRESETS
@@ -32,7 +34,8 @@ from ganforensics.spectral.classifiers import CLASSIFIERS
 from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train_setups
 
 PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
-           "sampled": "sampled.yaml", "objectives": "objectives.yaml"}
+           "sampled": "sampled.yaml", "objectives": "objectives.yaml",
+           "oneclass": "oneclass.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -65,6 +68,8 @@ _REGISTRIES: dict[str, Collection[Any]] = {
     "detectors.cnn.recipe": RECIPES,
     "detectors.spectral_decay.classifier": CLASSIFIERS,
     "detectors.spectral_profile.classifier": CLASSIFIERS,
+    "detectors.one_class.features": ONE_CLASS_FEATURES,
+    "detectors.one_class.model": ONE_CLASS_MODELS,
     "quality.extractor": EXTRACTORS,
     "evaluate.grid": GRIDS,
 }
@@ -305,6 +310,14 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     p = cfg["detectors"]["cnn"]["aug_prob"]
     if not 0 <= p <= 1:
         raise ConfigError(f"config key 'detectors.cnn.aug_prob' must be in [0, 1], got {p}")
+    oc = cfg["detectors"]["one_class"]
+    if not 0 <= oc["target_fpr"] < 1 or not 0 < oc["edge_quantile"] <= 1:
+        raise ConfigError("config keys 'detectors.one_class.target_fpr' must be in [0, 1) and "
+                          f"'edge_quantile' in (0, 1], got {oc['target_fpr']}, "
+                          f"{oc['edge_quantile']}")
+    if oc["doping"] < 0 or oc["compare_ratio"] <= 0:
+        raise ConfigError("config keys 'detectors.one_class.doping' must be >= 0 and "
+                          f"'compare_ratio' > 0, got {oc['doping']}, {oc['compare_ratio']}")
     frac = cfg["spectra"]["top_fraction"]
     if not 0 < frac <= 1:
         raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")

@@ -27,14 +27,17 @@ from ganforensics.metrics.paired import PAIR_COLUMNS, pair_win
 from ganforensics.seeding import derive_seed, seed_everything
 from ganforensics.study.context import (
     DETECTOR_KEYS,
+    ONE_CLASS,
     SPECTRAL_KINDS,
     StudyContext,
     checked,
     decode,
     detector_id,
+    detector_runs,
     study_test_set,
     train_val_sets,
 )
+from ganforensics.study.one_class_stages import train_study_one_class
 from ganforensics.study.stages import Stage
 
 # the tables these stages write, and their columns (`checked` before writing; the report and
@@ -89,6 +92,8 @@ def make_detector_stage(kind: str, train_setup: str, det_id: str,
             det = train_cnn_detector(dcfg["arch"], recipe, train, val, out, seed=seed,
                                      epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
                                      aug_prob=dcfg["aug_prob"], progress=progress_enabled())
+        elif kind == ONE_CLASS:
+            det = train_study_one_class(ctx, train, val, seed)
         else:
             det = train_spectral_detector(kind, train, val, classifier=dcfg["classifier"],
                                           seed=seed)
@@ -166,14 +171,13 @@ def stage_detection(ctx: StudyContext) -> dict[str, Any]:
     intervals of AP, AUC and calibrated accuracy (`evaluate.resamples`, seeded per detector).
     """
     images, rows = decode(study_test_set(ctx, with_source=True), "test set")
-    frames = [_detection_rows(ctx, kind, ts, images, rows)
-              for ts in ctx.train_setups() for kind in ctx.enabled_detectors()]
+    frames = [_detection_rows(ctx, kind, ts, images, rows) for ts, kind in detector_runs(ctx.cfg)]
     table = checked(pd.concat(frames, ignore_index=True), DETECTION_COLUMNS, DETECTION_TABLE)
     ctx.run.write_csv(DETECTION_TABLE, table)
     return {"file": DETECTION_TABLE, "n_test": len(rows),
             "resamples": int(ctx.cfg["evaluate"]["resamples"]),
-            "scores": [scores_file(detector_id(k, ts, ctx.cfg)) for ts in ctx.train_setups()
-                       for k in ctx.enabled_detectors()]}
+            "scores": [scores_file(detector_id(k, ts, ctx.cfg))
+                       for ts, k in detector_runs(ctx.cfg)]}
 
 
 def stage_bypass(ctx: StudyContext) -> dict[str, Any]:
