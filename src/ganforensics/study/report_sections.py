@@ -480,13 +480,28 @@ SECTIONS: dict[str, ReportSection] = {
         (BYPASS_TABLE,), ("bypass",), render_bypass, bypass_numbers),
     "robustness": ReportSection("CNN robustness grid", (ROBUSTNESS_TABLE,), ("robustness",),
                                 render_robustness),
-    "robustness-npr": ReportSection("NPR robustness grid", (robustness_files("npr")[0],),
-                                    ("robustness-npr",), render_npr_robustness),
-    "jpeg96": ReportSection("JPEG-96 control (format bias)", (JPEG96_TABLE,), ("jpeg96",),
-                            render_jpeg96, jpeg96_numbers),
     "grayscale": ReportSection("CNN colour ablation (grayscale inputs)", (GRAYSCALE_TABLE,),
                                ("grayscale",), render_grayscale, grayscale_numbers),
     "explain": ReportSection("Explanations: FF-RS feature maps and masking",
                              (MASKING_TABLE, RANKING_TABLE, COLOUR_MAPS_TABLE), ("explain",),
                              render_explain, explain_numbers),
 }
+
+OPTIONAL_SECTIONS: dict[str, ReportSection] = {
+    "robustness-npr": ReportSection("NPR robustness grid", (robustness_files("npr")[0],),
+                                    ("robustness-npr",), render_npr_robustness),
+    "jpeg96": ReportSection("JPEG-96 control (format bias)", (JPEG96_TABLE,), ("jpeg96",),
+                            render_jpeg96, jpeg96_numbers),
+}
+"""Sections of stages that are off by default (`--preset npr`): in the report only when their
+stage ran (or failed), never as a "not run" box."""
+
+
+def all_sections() -> dict[str, ReportSection]:
+    """`SECTIONS` with the optional ones after the robustness grid, in page order."""
+    out: dict[str, ReportSection] = {}
+    for sec_id, spec in SECTIONS.items():
+        out[sec_id] = spec
+        if sec_id == "robustness":
+            out.update(OPTIONAL_SECTIONS)
+    return out
