@@ -177,8 +177,9 @@ WORST_COLUMNS = ("min_acc_05", "min_acc_cal", "worst_generator")
 def add_worst_generator(table: pd.DataFrame) -> pd.DataFrame:
     """`table` (from `per_generator`) with `min_acc_05` and `min_acc_cal` (the lowest accuracy
     of any one generator against all reals, at 0.5 and at the calibrated threshold) and
-    `worst_generator` (the generator with the lowest calibrated accuracy; ties: the first by
-    name) set on the `mean` row; the generator rows keep their own intervals (`*_lo`, `*_hi`)."""
+    `worst_generator` (the generator with the lowest calibrated accuracy; ties: the lower AP,
+    then the first by name) set on the `mean` row; the generator rows keep their own intervals
+    (`*_lo`, `*_hi`)."""
     out = table.copy()
     gens = out[~out["generator"].isin(["mean", "all"])]
     out["min_acc_05"] = math.nan
@@ -186,7 +187,7 @@ def add_worst_generator(table: pd.DataFrame) -> pd.DataFrame:
     out["worst_generator"] = ""
     mean = out["generator"] == "mean"
     if len(gens) and mean.any():
-        worst = gens.sort_values(["acc_cal", "generator"], kind="stable").iloc[0]
+        worst = gens.sort_values(["acc_cal", "ap", "generator"], kind="stable").iloc[0]
         out.loc[mean, "min_acc_05"] = float(gens["acc_05"].min())
         out.loc[mean, "min_acc_cal"] = float(gens["acc_cal"].min())
         out.loc[mean, "worst_generator"] = str(worst["generator"])
