@@ -102,7 +102,7 @@ def test_onnx_export_matches_torch(tmp_path):
 
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (32, 32, 33)]
-    for arch in ("npr_small", "ferretnet_small", "safe_small"):
+    for arch in ("npr_small", "safe_small"):  # all six at 96 px: test_onnx_export.py
         det = CNNDetector(build_model(arch), arch, input_size=64)
         folder = export_detector(det, tmp_path / arch)
         meta = json.loads((folder / "model.json").read_text())

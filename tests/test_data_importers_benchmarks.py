@@ -104,3 +104,25 @@ def test_universalfakedetect_pairs(tmp_path):
     assert df["sha256"].str.len().eq(64).all()
     with pytest.raises(InputError, match="not found"):
         scan_pairs([(root / "laion", root / "nope", None)])
+
+
+def test_scan_pairs_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from ganforensics.cli.main import app
+    from ganforensics.data.manifest import read_manifest
+
+    root = tmp_path / "ufd"
+    _img(root / "laion" / "r0.png", seed=1)
+    _img(root / "guided" / "g0.png", seed=2)
+    out = tmp_path / "m" / "ufd.csv"
+    res = CliRunner().invoke(app, ["data", "scan-pairs", "--pair",
+                                   f"{root / 'laion'},{root / 'guided'},guided", "--out",
+                                   str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    df = read_manifest(out)
+    assert sorted(zip(df["label"], df["generator"], strict=True)) == [(0, "real"), (1, "guided")]
+    assert all((out.parent / p).is_file() for p in df["path"])
+    bad = CliRunner().invoke(app, ["data", "scan-pairs", "--pair", str(root / "laion"),
+                                   "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code == 2 and "REAL_DIR,FAKE_DIR" in bad.output
