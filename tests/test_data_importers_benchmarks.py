@@ -79,8 +79,7 @@ def test_genimage_layout(tmp_path):
 
 def test_universalfakedetect_pairs(tmp_path):
     root = tmp_path / "diffusion_datasets"
-    # the real set sits in a folder named 1_fake, as some unpacked copies have it: the pair,
-    # not the folder name, decides the label
+    # a real set inside a folder named 1_fake: the pair, not the folder name, decides
     _img(root / "laion" / "1_fake" / "r0.png", seed=1)
     _img(root / "laion" / "1_fake" / "r1.png", seed=2)
     _img(root / "guided" / "1_fake" / "g0.png", seed=3)
