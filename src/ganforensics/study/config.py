@@ -26,12 +26,13 @@ from ganforensics.errors import ConfigError
 from ganforensics.evaluate.detection import GRIDS
 from ganforensics.gan.config import PRESETS as GAN_PRESETS
 from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
+from ganforensics.gan.objectives import resolve as resolve_objectives
 from ganforensics.metrics.features import EXTRACTORS
 from ganforensics.spectral.classifiers import CLASSIFIERS
 from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train_setups
 
 PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
-           "sampled": "sampled.yaml", "npr": "npr.yaml"}
+           "sampled": "sampled.yaml", "objectives": "objectives.yaml", "npr": "npr.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -53,6 +54,8 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
     "last_block": (str,),
     "preset": (str,),
     "steps": (int,),
+    "objectives": (list,),
+    "objective_params": (dict,),
 }
 # enumerated values, checked against the library's own registries (a tuple of names or a dict
 # keyed by name) so that the names live in one place
@@ -244,6 +247,15 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
                     f"config key '{path}.steps' must be at least 1, got {item['steps']!r}"
                 )
             entry["steps"] = int(item["steps"])
+        if item.get("objectives"):
+            try:
+                params = resolve_objectives(item["objectives"], item.get("objective_params"))
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+            entry["objectives"] = list(params)
+            entry["objective_params"] = params
+        elif item.get("objective_params"):
+            raise ConfigError(f"{path}.objective_params: set without {path}.objectives")
         setups.append(entry)
     names = [s["name"] for s in setups]
     for i, n in enumerate(names):
