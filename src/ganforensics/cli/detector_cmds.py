@@ -345,6 +345,9 @@ def evaluate_cmd(
                                     "threshold (reported as given)."),
     oracle: bool = typer.Option(False, "--oracle", help="Also report a threshold chosen on "
                                 "the test labels (named 'oracle'; optimistic)."),
+    jpeg_control: str = typer.Option(None, "--jpeg-control", help="Add the JPEG-96 control: "
+                                     "'fakes' re-encodes the fakes (condition fakes:jpeg:96), "
+                                     "'both' every image (jpeg:96), before scoring."),
     batch_size: int = typer.Option(detection.DEFAULT_BATCH_SIZE, "--batch-size", min=1,
                                    help="Images per forward pass."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
@@ -359,8 +362,9 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a detector per generator (each fake generator vs all reals, and the mean over
     generators): AP, ROC-AUC, accuracies at 0.5 and at the validation-calibrated threshold,
-    EER, TPR at 1 %/5 % FPR; optionally under perturbations (`--perturb`, `--grid standard`).
-    Subcommand: `evaluate bypass`."""
+    EER, TPR at 1 %/5 % FPR; optionally under perturbations (`--perturb`, `--grid standard`,
+    `--jpeg-control`). The `mean` row also names the worst generator (lowest calibrated
+    accuracy) with min_acc_05 / min_acc_cal. Subcommand: `evaluate bypass`."""
     if ctx.invoked_subcommand:
         return
     if model is None or test is None:
@@ -376,7 +380,8 @@ def evaluate_cmd(
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
     res = detection.evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
-                            threshold=threshold, oracle=oracle, batch_size=batch_size,
+                            threshold=threshold, oracle=oracle, jpeg_control=jpeg_control,
+                            batch_size=batch_size,
                             workers=workers, force=force, resamples=resamples, seed=seed)
     table = res.metrics
     if as_json:
@@ -384,7 +389,9 @@ def evaluate_cmd(
     else:
         cols = [c for c in ("condition", "generator", "n_real", "n_fake", "ap", "ap_lo",
                             "ap_hi", "auc", "auc_lo", "auc_hi", "acc_05", "acc_cal",
-                            "acc_cal_lo", "acc_cal_hi", "bacc_cal", "eer", "tpr_at_fpr_5")
+                            "acc_cal_lo", "acc_cal_hi", "real_acc_cal", "fake_acc_cal",
+                            "bacc_cal", "eer", "tpr_at_fpr_5", "min_acc_cal",
+                            "worst_generator")
                 if c in table.columns]
         out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         info(f"threshold {res.threshold:.4f} ({res.threshold_source})"

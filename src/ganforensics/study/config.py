@@ -35,7 +35,7 @@ from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train
 
 PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
            "sampled": "sampled.yaml", "objectives": "objectives.yaml",
-           "oneclass": "oneclass.yaml"}
+           "oneclass": "oneclass.yaml", "npr": "npr.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -66,6 +66,8 @@ _REGISTRIES: dict[str, Collection[Any]] = {
     "gan.preset": GAN_PRESETS,
     "detectors.cnn.arch": ARCHS,
     "detectors.cnn.recipe": RECIPES,
+    "detectors.npr.arch": ARCHS,
+    "detectors.npr.recipe": RECIPES,
     "detectors.spectral_decay.classifier": CLASSIFIERS,
     "detectors.spectral_profile.classifier": CLASSIFIERS,
     "detectors.one_class.features": ONE_CLASS_FEATURES,
@@ -83,7 +85,8 @@ _MINIMUM: dict[str, int] = {
     "gan.steps": 1, "gan.batch_size": 1, "gan.checkpoint_every": 1,
     "fakes.n_train": 1, "fakes.n_val": 1, "fakes.n_test": 2, "quality.kid_subsets": 1,
     "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
-    "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
+    "detectors.cnn.batch_size": 1, "detectors.npr.epochs": 1, "detectors.npr.batch_size": 1,
+    "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
     "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
     "quality.fid_resamples": 0, "quality.n": 2,
 }

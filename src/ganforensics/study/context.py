@@ -20,10 +20,12 @@ from ganforensics.study.setups import study_setups, train_setups
 SPLITS = ("train", "val", "test")
 # detector kind -> its key under `detectors:` in the config
 DETECTOR_KEYS = {"spectral-decay": "spectral_decay", "spectral-profile": "spectral_profile",
-                 "cnn": "cnn", "one-class": "one_class"}
+                 "cnn": "cnn", "npr": "npr", "one-class": "one_class"}
 ONE_CLASS = "one-class"
 """Trained on reals only: one detector, on the first training setup's row of the tables."""
 SPECTRAL_KINDS = ("spectral-decay", "spectral-profile")
+CNN_KINDS = ("cnn", "npr")
+"""Kinds trained with `train_cnn_detector` (`npr`: NPR, Tan et al. 2024; off by default)."""
 
 
 @dataclass

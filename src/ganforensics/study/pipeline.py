@@ -38,10 +38,11 @@ from ganforensics.study.data_stages import (
 )
 from ganforensics.study.detector_stages import (
     make_detector_stage,
+    make_robustness_stage,
     stage_bypass,
     stage_detection,
     stage_grayscale,
-    stage_robustness,
+    stage_jpeg96,
 )
 from ganforensics.study.explain_stages import stage_explain
 from ganforensics.study.measure_stages import stage_quality, stage_spectra
@@ -87,11 +88,16 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
     if cfg["bypass"]["enabled"]:
         stages.append(Stage("bypass", stage_bypass, needs=all_fakes,
                             title="bypass detection rates"))
+    if cfg["evaluate"]["jpeg96"] and kinds:
+        first = tuple(f"detector-{k}" for k in kinds)  # the first training setup's detectors
+        stages.append(Stage("jpeg96", stage_jpeg96, needs=all_fakes + first,
+                            title="JPEG-96 control of every detector"))
+    if "npr" in kinds and cfg["evaluate"]["robustness"]:
+        stages.append(make_robustness_stage("npr", all_fakes + ("detector-npr",)))
     if "cnn" in kinds:
         cnn_needs = all_fakes + ("detector-cnn",)  # the first training setup's CNN
         if cfg["evaluate"]["robustness"]:
-            stages.append(Stage("robustness", stage_robustness, needs=cnn_needs,
-                                title="CNN robustness grid"))
+            stages.append(make_robustness_stage("cnn", cnn_needs))
         if cfg["evaluate"]["grayscale"]:
             stages.append(Stage("grayscale", stage_grayscale, needs=cnn_needs,
                                 title="CNN grayscale (colour-ablation) check"))

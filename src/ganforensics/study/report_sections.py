@@ -23,8 +23,10 @@ from ganforensics.study.detector_stages import (
     BYPASS_TABLE,
     DETECTION_TABLE,
     GRAYSCALE_TABLE,
+    JPEG96_TABLE,
     ROBUSTNESS_FIGURE,
     ROBUSTNESS_TABLE,
+    robustness_files,
 )
 from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
 from ganforensics.study.measure_stages import (
@@ -106,6 +108,12 @@ CAPTIONS = {
     "robustness": "The CNN detector on perturbed copies of the test set (each perturbation "
                   "applied to real and fake alike), with the threshold calibrated on clean "
                   "validation data. Means over the setups.",
+    "jpeg96": "JPEG-96 control: each detector (trained on {train_setup}) on the clean test set "
+              "(`none`), with only the fakes re-encoded at JPEG quality 96 (`fakes:jpeg:96`) "
+              "and with every image re-encoded (`jpeg:96`); threshold calibrated on clean "
+              "validation data. A detector that keys on the lossless format of the fakes "
+              "loses its AP under `fakes:jpeg:96`. Brackets: 95 % bootstrap intervals over "
+              "{resamples} resamples of the test images; `mean` rows have none.",
     "grayscale": "The CNN on grayscale copies of the test images (L = {gray_weights} "
                  "replicated), with the RGB-calibrated threshold: a drop means the detector "
                  "uses colour.",
@@ -309,6 +317,42 @@ def render_robustness(sec: Section, d: SectionData) -> None:
     sec.table(m[cols], caption("robustness", d.cfg), ROBUSTNESS_TABLE)
 
 
+def render_npr_robustness(sec: Section, d: SectionData) -> None:
+    table, figure = robustness_files("npr")
+    _figure(sec, d, figure, "NPR: AP per perturbation and setup (from the evaluation run).",
+            f"{figure} (eval/npr-robustness/)", width=700)
+    df = d.tables[table]
+    m = df[df["generator"].astype(str) == "mean"]
+    cols = ["condition", "ap", "auc", "acc_cal", "real_acc_cal", "fake_acc_cal"]
+    sec.table(m[cols], caption("robustness", d.cfg).replace("The CNN", "NPR"), table)
+
+
+def render_jpeg96(sec: Section, d: SectionData) -> None:
+    df = d.tables[JPEG96_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    df = df.assign(ap_ci=_intervals(df, "ap"), acc_ci=_intervals(df, "acc_cal"))
+    for kind in dict.fromkeys(df["detector"].astype(str)):
+        part = df[df["detector"].astype(str) == kind]
+        wide = _pivot(part, "generator", "condition", "ap_ci", d.setups, " AP")
+        acc = _pivot(part, "generator", "condition", "acc_ci", d.setups, " acc")
+        sec.table(wide.merge(acc, on="generator"), f"{kind}: " + caption("jpeg96", d.cfg),
+                  JPEG96_TABLE)
+
+
+def jpeg96_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    mean = {(r.get("detector"), r.get("condition")): r for r in rows.get(JPEG96_TABLE, [])
+            if r.get("generator") == "mean"}
+    out = []
+    for kind in dict.fromkeys(k for k, _ in mean):
+        parts = [f"{c} {fmt(mean[(kind, c)]['ap'])}" for c in
+                 ("none", "fakes:jpeg:96", "jpeg:96") if (kind, c) in mean]
+        worst = mean.get((kind, "fakes:jpeg:96"), {}).get("worst_generator")
+        out.append(f"JPEG-96 control, {kind}: mean AP " + ", ".join(parts)
+                   + (f" (worst setup with JPEG-96 fakes: {worst})" if worst else "")
+                   + f" [{JPEG96_TABLE}].")
+    return out
+
+
 def render_grayscale(sec: Section, d: SectionData) -> None:
     df = d.tables[GRAYSCALE_TABLE]
     df = df[df["generator"].astype(str) != "all"]
@@ -442,3 +486,22 @@ SECTIONS: dict[str, ReportSection] = {
                              (MASKING_TABLE, RANKING_TABLE, COLOUR_MAPS_TABLE), ("explain",),
                              render_explain, explain_numbers),
 }
+
+OPTIONAL_SECTIONS: dict[str, ReportSection] = {
+    "robustness-npr": ReportSection("NPR robustness grid", (robustness_files("npr")[0],),
+                                    ("robustness-npr",), render_npr_robustness),
+    "jpeg96": ReportSection("JPEG-96 control (format bias)", (JPEG96_TABLE,), ("jpeg96",),
+                            render_jpeg96, jpeg96_numbers),
+}
+"""Sections of stages that are off by default (`--preset npr`): in the report only when their
+stage ran (or failed), never as a "not run" box."""
+
+
+def all_sections() -> dict[str, ReportSection]:
+    """`SECTIONS` with the optional ones after the robustness grid, in page order."""
+    out: dict[str, ReportSection] = {}
+    for sec_id, spec in SECTIONS.items():
+        out[sec_id] = spec
+        if sec_id == "robustness":
+            out.update(OPTIONAL_SECTIONS)
+    return out

@@ -100,6 +100,8 @@ def _training_data(
             hint = "" if val_note == "given" or name == "training" else "; pass --val MANIFEST"
             raise InputError(f"{name} data must hold both real (0) and fake (1) images{hint}")
     min_side = min(min(im.shape[:2]) for im in train_set.images + val_set.images)
+    if rec.resize:  # every view is resized first (shorter side = rec.resize)
+        min_side = int(rec.resize)
     crop = min(int(crop_size or input_size), min_side)
     return TrainingData(train_set, val_set, val_note, n_skipped, crop)
 
@@ -259,7 +261,7 @@ def _early_stopping(
         state["best_score"], state["counter"], state["best_epoch"] = score, 0, epoch
     else:
         state["counter"] += 1
-    if state["counter"] >= rec.patience:
+    if rec.early_stopping and state["counter"] >= rec.patience:
         lr_now = opt.param_groups[0]["lr"]
         if rec.lr_drop and lr_now / 10 >= rec.min_lr * (1 - 1e-9):
             for g in opt.param_groups:
@@ -298,6 +300,9 @@ def _fit(
                 if _early_stopping(state, rec, score, epoch, opt):
                     best_model = {k: v.detach().cpu().clone()
                                   for k, v in bare.state_dict().items()}
+                if rec.lr_step_epochs and epoch % rec.lr_step_epochs == 0:  # step schedule
+                    for g in opt.param_groups:
+                        g["lr"] *= rec.lr_step_gamma
                 state["epoch"] = epoch
                 if ckpt_path is not None:
                     _save_checkpoint(ckpt_path, {
@@ -324,8 +329,9 @@ def _calibrated_detector(
     also the validation P(fake)."""
     model.load_state_dict(best_model)
     model.eval()
-    det = CNNDetector(model, setup.arch, input_size=data.crop, crop="center",
-                      device=setup.device)
+    resize = setup.rec.resize  # test views: resized, then whole (no crop)
+    det = CNNDetector(model, setup.arch, input_size=data.crop,
+                      crop="none" if resize else "center", resize=resize, device=setup.device)
     val_probs = sigmoid(_val_logits(model, val_views, max(setup.rec.batch_size, 64),
                                     setup.device))
     det.threshold = calibrate_threshold(val_probs, data.val.labels)
@@ -452,6 +458,7 @@ def _shared_detector(ctx: Dist, det: CNNDetector | None, arch: str, device: torc
         return det
     payload = distributed.broadcast(ctx, None if det is None else (
         det.model.state_dict(), dict(input_size=det.input_size, crop=det.crop,
+                                     resize=det.resize,
                                      norm_mean=det.norm_mean, norm_std=det.norm_std,
                                      feature_layer=det.feature_layer,
                                      threshold=det.threshold, meta=det.meta)))
