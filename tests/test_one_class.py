@@ -282,3 +282,24 @@ def test_cnn_embedding_features_travel_with_the_detector(photo_rows, tmp_path,
     np.testing.assert_array_equal(again.logits(imgs), det.logits(imgs))
     with pytest.raises(ConfigError, match="embedding-model"):
         train_one_class_detector(reals, None, features="cnn-embedding")
+
+
+def test_report_section_states_whether_doping_helped():
+    """The study report's one-class numbers word DOPING's effect from its paired interval."""
+    from ganforensics.study.one_class_stages import ONE_CLASS_FP_TABLE
+    from ganforensics.study.report_sections import one_class_numbers
+
+    rows = {ONE_CLASS_FP_TABLE: [
+        {"method": "none", "condition": "none", "diff_vs_none": 0.0, "diff_lo": 0.0,
+         "diff_hi": 0.0},
+        {"method": "doping", "condition": "none", "diff_vs_none": -0.05, "diff_lo": -0.08,
+         "diff_hi": -0.01},
+        {"method": "doping", "condition": "blur:1", "diff_vs_none": 0.1, "diff_lo": 0.02,
+         "diff_hi": 0.2},
+        {"method": "doping", "condition": "jpeg:75", "diff_vs_none": 0.01, "diff_lo": -0.02,
+         "diff_hi": 0.04},
+    ]}
+    lines = one_class_numbers(rows, {})
+    assert lines[0].startswith("DOPING cut") and "clean test reals" in lines[0]
+    assert lines[1].startswith("DOPING raised") and "blur:1" in lines[1]
+    assert lines[2].startswith("DOPING did not clearly change")
