@@ -3,10 +3,13 @@
 Times the real training loop (`train_gan`, one checkpoint and one sample grid at the end) on
 patches cut from skimage.data photos, each run in a fresh child process with its threads pinned.
 With `--baseline-src DIR` (e.g. the `src` of `git archive <rev> src`) the same runs of that
-code alternate with ours in the same invocation and the ratio is printed.
+code alternate with ours in the same invocation and the ratio is printed. With `--objectives`
+each auxiliary objective (`gan.objectives`) runs alternating with plain training of the same
+block, and its cost relative to plain is printed.
 
     python bench/gan.py [--steps 200] [--threads 1] [--blocks BASELINE N.3.5]
                         [--baseline-src /tmp/base/src] [--repeats 2]
+    python bench/gan.py --objectives infomax ss ms dag gn [--blocks BASELINE]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from ganforensics.gan.config import preset
 from ganforensics.gan.train import train_gan
 
 block, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+objs = tuple(o for o in sys.argv[4].split(",") if o) if len(sys.argv) > 4 else ()
+kw = {"objectives": objs} if objs else {}
 torch.set_num_threads(threads)
 rng = np.random.default_rng(0)
 photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
@@ -37,21 +42,24 @@ for i in range(2048):
     patches.append(img[y:y + 32, x:x + 32])
 patches = np.stack(patches)
 with tempfile.TemporaryDirectory() as tmp:  # warm-up: one-off kernel and allocator set-up
-    train_gan(preset("ttur", last_block=block, steps=3, checkpoint_every=3, sample_every=3),
-              patches, f"{tmp}/warm", progress=False)
+    train_gan(preset("ttur", last_block=block, steps=3, checkpoint_every=3, sample_every=3,
+                     **kw), patches, f"{tmp}/warm", progress=False)
     cfg = preset("ttur", last_block=block, steps=steps, checkpoint_every=steps,
-                 sample_every=steps)
+                 sample_every=steps, **kw)
     t, c = time.perf_counter(), time.process_time()
     train_gan(cfg, patches, f"{tmp}/run", progress=False)
     print(json.dumps({"wall": time.perf_counter() - t, "cpu": time.process_time() - c}))
 """
 
 
-def run_child(src: Path, block: str, steps: int, threads: int) -> dict[str, float]:
-    """Wall and CPU seconds of `steps` training steps with the package found in `src`."""
+def run_child(src: Path, block: str, steps: int, threads: int,
+              objective: str = "") -> dict[str, float]:
+    """Wall and CPU seconds of `steps` training steps with the package found in `src`
+    (`objective`: comma-separated auxiliary objectives, "" = plain)."""
     env = {**os.environ, "PYTHONPATH": str(src), "GANFORENSICS_PROGRESS": "0",
            "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, "-c", CHILD, block, str(steps), str(threads)],
+    out = subprocess.run([sys.executable, "-c", CHILD, block, str(steps), str(threads),
+                          objective],
                          env=env, check=True, capture_output=True, text=True, timeout=3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -63,7 +71,12 @@ def main() -> None:
     ap.add_argument("--blocks", nargs="+", default=["BASELINE", "N.1.5", "N.3.5"])
     ap.add_argument("--baseline-src", type=Path, default=None)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--objectives", nargs="+", default=None,
+                    help="time these objectives (comma-join to combine) against plain training")
     args = ap.parse_args()
+    if args.objectives:
+        bench_objectives(args)
+        return
     ours = Path(__file__).resolve().parents[1] / "src"
     trees = {"ours": ours}
     if args.baseline_src is not None:
@@ -83,6 +96,26 @@ def main() -> None:
         if "baseline" in best:
             line += f"  speed-up {best['baseline']['wall'] / best['ours']['wall']:.2f}x"
         print(f"{block:9s} {line}", flush=True)
+
+
+def bench_objectives(args: argparse.Namespace) -> None:
+    """Steps/s of each objective against plain training of the same block, alternating."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    print(f"32x32, batch 64, ttur preset, {args.steps} steps, {args.threads} torch thread(s), "
+          f"best of {args.repeats}; load average at start {os.getloadavg()[0]:.1f}")
+    for block in args.blocks:
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(args.repeats):
+            for obj in ["", *args.objectives]:
+                r = run_child(src, block, args.steps, args.threads, obj)
+                if obj not in best or r["wall"] < best[obj]["wall"]:
+                    best[obj] = r
+        for obj, r in best.items():
+            ratio = r["wall"] / best[""]["wall"]
+            print(f"{block:9s} {obj or 'plain':16s} {args.steps / r['wall']:6.2f} steps/s "
+                  f"(wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s)  {ratio:.2f}x plain's time",
+                  flush=True)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

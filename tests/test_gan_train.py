@@ -58,6 +58,9 @@ def _weights(run: Path) -> dict:
                                                        "D.safetensors")).items()})
     out.update({f"opt.{k}": v for k, v in load_file(str(run / "checkpoints" / ck /
                                                          "opt_G.safetensors")).items()})
+    heads = run / "checkpoints" / ck / "H.safetensors"
+    if heads.is_file():  # the auxiliary objectives' heads beside D
+        out.update({f"H.{k}": v for k, v in load_file(str(heads)).items()})
     return out
 
 
@@ -117,29 +120,33 @@ def save_then_die(root, step, *a, **k):
     return p
 train.save_checkpoint = save_then_die
 from ganforensics.gan.config import preset
-cfg = preset("dcgan", steps=6, batch=8, dim=8, z_dim=16, checkpoint_every=2, sample_every=3)
+objs = tuple(o for o in sys.argv[4].split(",") if o)
+cfg = preset("dcgan", steps=6, batch=8, dim=8, z_dim=16, checkpoint_every=2, sample_every=3,
+             objectives=objs)
 train.train_gan(cfg, np.load(sys.argv[1]), sys.argv[2], progress=False)
 """
 
 
-def _run_training(tmp_path: Path, out: str, kill_at: int) -> subprocess.CompletedProcess:
+def _run_training(tmp_path: Path, out: str, kill_at: int,
+                  objectives: str = "") -> subprocess.CompletedProcess:
     """Train in a fresh process (same thread count and global torch state for every run)."""
     env = {**os.environ, "GANFORENSICS_PROGRESS": "0"}
     return subprocess.run([sys.executable, "-c", _RUN_SCRIPT, str(tmp_path / "p.npy"),
-                           str(tmp_path / out), str(kill_at)], env=env, capture_output=True,
-                          timeout=120)
+                           str(tmp_path / out), str(kill_at), objectives], env=env,
+                          capture_output=True, timeout=120)
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("objectives", ["", "infomax,ms,dag,gn"])
+def test_resume_after_sigkill(tmp_path: Path, objectives: str) -> None:
     np.save(tmp_path / "p.npy", _patches())
-    proc = _run_training(tmp_path, "b", kill_at=4)
+    proc = _run_training(tmp_path, "b", kill_at=4, objectives=objectives)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-500:]
     assert not (tmp_path / "b" / "generator.safetensors").exists()
-    resumed = _run_training(tmp_path, "b", kill_at=-1)
+    resumed = _run_training(tmp_path, "b", kill_at=-1, objectives=objectives)
     assert resumed.returncode == 0, resumed.stderr.decode()[-500:]
     assert "from step 4" in resumed.stderr.decode()
-    straight = _run_training(tmp_path, "a", kill_at=-1)
+    straight = _run_training(tmp_path, "a", kill_at=-1, objectives=objectives)
     assert straight.returncode == 0, straight.stderr.decode()[-500:]
     _assert_same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
 

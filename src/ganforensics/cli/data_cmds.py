@@ -12,7 +12,7 @@ from ganforensics.cli.apps import EXIT_CODES_HELP, data_app
 from ganforensics.console import info, out, warn
 from ganforensics.data import photos as photos_mod
 from ganforensics.data.audit import audit
-from ganforensics.data.importers import collect_inputs, scan_folder, scan_summary
+from ganforensics.data.importers import collect_inputs, scan_folder, scan_pairs, scan_summary
 from ganforensics.data.manifest import error_mask, write_manifest
 from ganforensics.data.perturb import parse_ops
 from ganforensics.data.perturb_dataset import perturb_manifest
@@ -63,11 +63,52 @@ def scan_cmd(
     if out_path.suffix.lower() != ".csv":
         raise ConfigError(f"--out {out_path}: the manifest must be a .csv file")
     df = scan_folder(root, workers=workers)
+    _write_scan(df, out_path, str(root), as_json)
+
+
+@data_app.command(
+    "scan-pairs",
+    epilog=EXIT_CODES_HELP + " Here 1 means the manifest was written but some files are bad.",
+)
+def scan_pairs_cmd(
+    pair: list[str] = typer.Option(..., "--pair", help="REAL_DIR,FAKE_DIR[,KEY], repeatable: "
+                                   "everything under REAL_DIR is real, under FAKE_DIR fake "
+                                   "(generator KEY, default FAKE_DIR's name)."),
+    out_path: Path = typer.Option(
+        ..., "--out", "-o", help="Manifest CSV to write (paths inside are relative to it)."
+    ),
+    workers: int = typer.Option(DEFAULT_WORKERS, min=1, help="Decoding threads."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing manifest."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Import paired real / fake folders (UniversalFakeDetect's real_path, fake_path, key) into
+    one manifest: the pair, not the sub-folder names, gives the label; `group` = KEY.
+
+    Example: ganforensics data scan-pairs --pair diffusion_datasets/laion,diffusion_datasets/guided
+    --pair diffusion_datasets/laion,diffusion_datasets/ldm_200 --out ufd.csv
+    """
+    if out_path.exists() and not force:
+        raise RunExistsError(f"{out_path}: already exists; pass --force to overwrite")
+    if out_path.suffix.lower() != ".csv":
+        raise ConfigError(f"--out {out_path}: the manifest must be a .csv file")
+    pairs = []
+    for item in pair:
+        parts = item.split(",")
+        if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+            raise ConfigError(f"--pair {item!r}: expected REAL_DIR,FAKE_DIR or "
+                              "REAL_DIR,FAKE_DIR,KEY")
+        pairs.append((parts[0], parts[1], parts[2] if len(parts) == 3 else None))
+    df = scan_pairs(pairs, workers=workers)
+    _write_scan(df, out_path, f"{len(pairs)} pair(s)", as_json)
+
+
+def _write_scan(df: Any, out_path: Path, what: str, as_json: bool) -> None:
+    """Write a scanned manifest, print its summary; exit 1 when some files are bad."""
     write_manifest(df, out_path)
     s = scan_summary(df)
     warn_bad_files(_bad_rows(df), "data scan")
     info(
-        f"scanned {s['files']} files under {root}: {s['ok']} usable, {s['errors']} bad; "
+        f"scanned {s['files']} files under {what}: {s['ok']} usable, {s['errors']} bad; "
         f"classes: {_fmt_counts(s['by_class'])}"
     )
     info(f"generators: {_fmt_counts(s['by_generator'])}")

@@ -23,7 +23,17 @@ from ganforensics.detectors.cnn import (
     train_cnn_detector,
 )
 from ganforensics.detectors.cnn.heads import DEFAULT_TASK
+from ganforensics.detectors.doping import DEFAULT_EDGE_QUANTILE, METHODS
 from ganforensics.detectors.loading import BACKENDS
+from ganforensics.detectors.one_class import (
+    DEFAULT_FEATURES,
+    DEFAULT_MODEL,
+    DEFAULT_TARGET_FPR,
+    FEATURES,
+    MODELS,
+    train_one_class_detector,
+)
+from ganforensics.detectors.one_class import KIND as ONE_CLASS
 from ganforensics.detectors.onnx import FORMATS, export_detector
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError, RunExistsError
@@ -35,7 +45,7 @@ from ganforensics.metrics.bootstrap import DEFAULT_RESAMPLES
 from ganforensics.metrics.threshold import DEFAULT_THRESHOLD
 from ganforensics.seeding import DEFAULT_SEED
 
-KINDS = (CNNDetector.kind, *spectral.KINDS)
+KINDS = (CNNDetector.kind, *spectral.KINDS, ONE_CLASS)
 _RECIPE = RECIPES[DEFAULT_RECIPE]
 ENGINES = ("local", "ray")
 _BACKEND_HELP = (f"How a CNN runs: {' or '.join(BACKENDS)} (default: what the model folder "
@@ -75,6 +85,23 @@ def train_cmd(
                                  ".pth state dict, loaded safely); default random init."),
     classifier: str = typer.Option(None, "--classifier",
                                    help="Spectral kinds: logreg, svm, knn, mlp, ..."),
+    features: str = typer.Option(None, "--features", help=f"one-class: {', '.join(FEATURES)} "
+                                 f"(default {DEFAULT_FEATURES}).", show_default=False),
+    oc_model: str = typer.Option(None, "--model", help=f"one-class: {', '.join(MODELS)} "
+                                 f"(default {DEFAULT_MODEL}).", show_default=False),
+    embedding_model: Path = typer.Option(None, "--embedding-model", help="one-class with "
+                                         "--features cnn-embedding: a saved CNN detector."),
+    target_fpr: float = typer.Option(DEFAULT_TARGET_FPR, "--target-fpr", min=0.0, max=0.99,
+                                     help="one-class: false-positive rate on the held-out "
+                                     "reals that sets the threshold."),
+    doping: float = typer.Option(0.0, "--doping", min=0.0, help="one-class: add RATIO x N "
+                                 "synthetic training vectors (0 = off; docs/detectors.md)."),
+    edge_quantile: float = typer.Option(DEFAULT_EDGE_QUANTILE, "--edge-quantile",
+                                        help="one-class DOPING: the top-q latent codes by "
+                                        "norm are the edge."),
+    oversample: str = typer.Option("doping", "--oversample", help="one-class with --doping: "
+                                   f"{', '.join(m for m in METHODS if m != 'none')} "
+                                   "(the baselines: whole prior, input-space SMOTE)."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of every random choice."),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     resume: bool = typer.Option(True, "--resume/--no-resume",
@@ -107,6 +134,8 @@ def train_cmd(
         "--crop-size": crop_size is not None, "--weights": weights is not None,
         "--device": device != "cpu", "--classifier": classifier is not None,
         "--task": task != DEFAULT_TASK, "--label-smoothing": bool(label_smoothing),
+        "--features": features is not None, "--model": oc_model is not None,
+        "--embedding-model": embedding_model is not None, "--doping": doping > 0,
     })
     if kind == CNNDetector.kind:
         check_device(device)
@@ -116,6 +145,17 @@ def train_cmd(
             device=device, aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume,
             force=force, task=task, label_smoothing=label_smoothing,
         )
+    elif kind == ONE_CLASS:
+        if out_dir.exists() and any(out_dir.iterdir()) and not force:
+            raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
+        det = train_one_class_detector(
+            read_manifest(train), read_manifest(val) if val else None,
+            features=features or DEFAULT_FEATURES, model=oc_model or DEFAULT_MODEL,
+            target_fpr=target_fpr, oversample=oversample, ratio=doping,
+            edge_quantile=edge_quantile, embedding_model=embedding_model, seed=seed,
+            train_name=str(train),
+        )
+        det.save(out_dir)
     else:
         if out_dir.exists() and any(out_dir.iterdir()) and not force:
             raise RunExistsError(f"{out_dir}: already exists and is not empty; pass --force")
@@ -139,8 +179,11 @@ def train_cmd(
 def _warn_unused_options(kind: str, given: dict[str, bool]) -> None:
     """Warn about options given that the chosen --kind ignores."""
     spectral_only = {"--classifier"}
+    one_class_only = {"--features", "--model", "--embedding-model", "--doping"}
     cnn = kind == CNNDetector.kind
-    unused = [o for o, on in given.items() if on and ((o in spectral_only) == cnn)]
+    unused = [o for o, on in given.items() if on and (
+        (o in one_class_only) != (kind == ONE_CLASS)
+        or (o not in one_class_only and (o in spectral_only) == cnn))]
     if unused:
         warn(f"--kind {kind} ignores {', '.join(unused)}")
 
@@ -308,6 +351,9 @@ def evaluate_cmd(
                                     "threshold (reported as given)."),
     oracle: bool = typer.Option(False, "--oracle", help="Also report a threshold chosen on "
                                 "the test labels (named 'oracle'; optimistic)."),
+    jpeg_control: str = typer.Option(None, "--jpeg-control", help="Add the JPEG-96 control: "
+                                     "'fakes' re-encodes the fakes (condition fakes:jpeg:96), "
+                                     "'both' every image (jpeg:96), before scoring."),
     batch_size: int = typer.Option(detection.DEFAULT_BATCH_SIZE, "--batch-size", min=1,
                                    help="Images per forward pass."),
     workers: int = typer.Option(DEFAULT_WORKERS, "--workers", min=1, help="Decoding threads."),
@@ -322,8 +368,9 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a detector per generator (each fake generator vs all reals, and the mean over
     generators): AP, ROC-AUC, accuracies at 0.5 and at the validation-calibrated threshold,
-    EER, TPR at 1 %/5 % FPR; optionally under perturbations (`--perturb`, `--grid standard`).
-    Subcommand: `evaluate bypass`."""
+    EER, TPR at 1 %/5 % FPR; optionally under perturbations (`--perturb`, `--grid standard`,
+    `--jpeg-control`). The `mean` row also names the worst generator (lowest calibrated
+    accuracy) with min_acc_05 / min_acc_cal. Subcommand: `evaluate bypass`."""
     if ctx.invoked_subcommand:
         return
     if model is None or test is None:
@@ -339,7 +386,8 @@ def evaluate_cmd(
     if device != "cpu" and hasattr(det, "to"):
         det.to(check_device(device))
     res = detection.evaluate_detector(det, test, perturb=perturb or None, grid=grid, out=out_dir,
-                            threshold=threshold, oracle=oracle, batch_size=batch_size,
+                            threshold=threshold, oracle=oracle, jpeg_control=jpeg_control,
+                            batch_size=batch_size,
                             workers=workers, force=force, resamples=resamples, seed=seed)
     table = res.metrics
     if as_json:
@@ -347,7 +395,9 @@ def evaluate_cmd(
     else:
         cols = [c for c in ("condition", "generator", "n_real", "n_fake", "ap", "ap_lo",
                             "ap_hi", "auc", "auc_lo", "auc_hi", "acc_05", "acc_cal",
-                            "acc_cal_lo", "acc_cal_hi", "bacc_cal", "eer", "tpr_at_fpr_5")
+                            "acc_cal_lo", "acc_cal_hi", "real_acc_cal", "fake_acc_cal",
+                            "bacc_cal", "eer", "tpr_at_fpr_5", "min_acc_cal",
+                            "worst_generator")
                 if c in table.columns]
         out(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         info(f"threshold {res.threshold:.4f} ({res.threshold_source})"

@@ -20,6 +20,9 @@ from ganforensics.gan.config import (
 )
 from ganforensics.gan.generate import GENERATE_BATCH, generate
 from ganforensics.gan.nets import LAST_BLOCKS
+from ganforensics.gan.objectives import DEFAULTS as OBJECTIVE_DEFAULTS
+from ganforensics.gan.objectives import OBJECTIVES
+from ganforensics.gan.objectives import parse_params as parse_objective_params
 from ganforensics.gan.train import train_gan
 from ganforensics.io.atomic import to_json
 from ganforensics.metrics.features import DEFAULT_EXTRACTOR, FEATURE_BATCH
@@ -56,6 +59,15 @@ def train_cmd(
                                       "from --preset)."),
     ttur: bool = typer.Option(False, "--ttur", help=f"Two time-scale update rule: lr_g = "
                               f"{TTUR_PAIR[0]}, lr_d = {TTUR_PAIR[1]} (overrides the preset)."),
+    objective: list[str] = typer.Option(
+        [], "--objective", help=f"Auxiliary training objective, repeatable: "
+        f"{', '.join(OBJECTIVES)} (docs/gan.md, 'Training objectives'; ss and ms exclude each "
+        "other).", show_default=False),
+    objective_param: list[str] = typer.Option(
+        [], "--objective-param", help="An objective's parameter, repeatable: "
+        "OBJECTIVE.PARAM=VALUE. Defaults: " + "; ".join(
+            f"{o}: " + ", ".join(f"{k} {v}" for k, v in p.items()) for o, p in
+            OBJECTIVE_DEFAULTS.items()) + ".", show_default=False),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
     checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
                                          help="Checkpoint every K steps."),
@@ -80,6 +92,10 @@ def train_cmd(
 
     Example: ganforensics gan train --data patches/manifest.csv --preset dcgan
     --last-block N.1.5 --size 32 --steps 1200 --out runs/dcgan-N.1.5
+
+    Example (InfoMax-GAN's term and DAG's rotation heads, both at their paper weights):
+    ganforensics gan train --data patches/manifest.csv --preset ttur --objective infomax
+    --objective dag --out runs/ttur-infomax-dag
     """
     name = _preset_name(preset_name, arch)
     if ttur:
@@ -90,7 +106,9 @@ def train_cmd(
     check_device(device)
     cfg = preset(name, last_block=last_block, size=size, steps=steps, batch=batch, loss=loss,
                  gp=gp, n_d=n_d, lr_g=lr_g, lr_d=lr_d, seed=seed,
-                 checkpoint_every=checkpoint_every, sample_every=sample_every, device=device)
+                 checkpoint_every=checkpoint_every, sample_every=sample_every, device=device,
+                 objectives=tuple(objective),
+                 objective_params=parse_objective_params(objective_param))
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)

@@ -11,6 +11,7 @@ from ganforensics.cli import (  # noqa: F401  (each module registers its command
     detector_cmds,
     explain_cmds,
     gan_cmds,
+    one_class_cmds,
     serve_cmds,
     simulate_cmds,
     spectral_cmds,

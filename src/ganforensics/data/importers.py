@@ -6,6 +6,13 @@ Recognised layouts (folder names matched case-insensitively, anywhere below the 
 - plain `real/` + `fake/`, at the root or nested (`root/<generator>/{real,fake}`)
 - GenImage: `root/<generator>/.../{train,val}/{nature,ai}/...` (`train`/`val` give the split)
 
+The `0_real`/`1_fake` rule covers today's benchmark trees as they unpack: ForenSynths /
+CNNDetection (`test/<generator>[/<class>]/{0_real,1_fake}`), AIGIBench
+(`<split>/<generator>/{0_real,1_fake}`) and WildRF (`<split>/<platform>/{0_real,1_fake}`, the
+platform becomes the generator); the split folder sets `split`. UniversalFakeDetect's
+diffusion sets pair a real folder with a fake folder whose own sub-folder names say nothing
+(`laion/` beside `guided/`, `ldm_200/`, ...): `scan_pairs` labels each side of every pair.
+
 For each file the deepest class folder above it decides its label. Its generator is the first
 folder below the root that is not a split name (`train`, `val`, `test`); with none, the root's
 own name for CNNDetection, "fake" for `real/`+`fake/`. Reals get generator "real"; every row
@@ -293,3 +300,62 @@ def collect_inputs(
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     df["label"] = normalise_labels(df["label"])
     return df.reset_index(drop=True)
+
+
+def _extension_error(f: Path) -> str:
+    return (f"not an image file extension ({f.suffix or 'no extension'}; expected one of "
+            f"{' '.join(IMAGE_EXTENSIONS)})")
+
+
+def scan_pairs(
+    pairs: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str], str | None]],
+    *,
+    workers: int = 2,
+) -> pd.DataFrame:
+    """One manifest over paired real / fake folders (UniversalFakeDetect's `real_path`,
+    `fake_path`, `key` triples; `key` None = the fake folder's name).
+
+    Every file under a real folder is real (label 0, generator "real"), every file under a fake
+    folder fake (label 1, generator `key`), whatever the sub-folders are called; `group` holds
+    the key so each fake set can be scored against its own reals. A pair whose two folders are
+    the same folder is read as a `0_real`/`1_fake` tree (UniversalFakeDetect's "wang2020"
+    mode). A real folder shared by several pairs gives each file one row (the first pair's
+    group). `path` is relative to the folders' common parent; `layout` is "paired".
+    """
+    if not pairs:
+        raise InputError("scan_pairs: no (real folder, fake folder) pairs given")
+    dirs = []
+    for real_dir, fake_dir, _ in pairs:
+        for d in (real_dir, fake_dir):
+            p = Path(d)
+            if not p.is_dir():
+                raise InputError(f"{p}: folder not found" if not p.exists()
+                                 else f"{p}: not a folder")
+            dirs.append(p.resolve())
+    base = Path(os.path.commonpath([str(d) for d in dirs]))
+    if base in dirs and len(set(dirs)) > 1:
+        base = base.parent
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for real_dir, fake_dir, key in pairs:
+        real_p, fake_p = Path(real_dir).resolve(), Path(fake_dir).resolve()
+        name = key or fake_p.name
+        if real_p == fake_p:
+            sides = [(f, _classify(rel, name).label) for f, rel in _walk(real_p)]
+        else:
+            sides = [(f, 0) for f, _ in _walk(real_p)] + [(f, 1) for f, _ in _walk(fake_p)]
+        for f, label in sides:
+            if label is None or str(f) in seen:
+                continue
+            seen.add(str(f))
+            rel = f.relative_to(base).as_posix()
+            ok = is_image_path(f)
+            rows.append({
+                "path": rel, "label": label, "generator": "real" if label == 0 else name,
+                "source": rel, "split": None, "abspath": str(f), "group": name,
+                "category": "", "layout": "paired",
+                "error": None if ok else _extension_error(f),
+            })
+    if not rows:
+        raise InputError(f"{base}: no image files found in the paired folders")
+    return _frame(decode_rows(rows, workers=workers))

@@ -13,6 +13,8 @@ from pathlib import Path
 from ganforensics.detectors.base import Detector, read_model_json
 from ganforensics.detectors.cnn.checkpoint import load_cnndetection_checkpoint
 from ganforensics.detectors.cnn.model import load_cnn_detector
+from ganforensics.detectors.one_class import KIND as ONE_CLASS
+from ganforensics.detectors.one_class import load_one_class_detector
 from ganforensics.detectors.onnx import ONNX_FILE, load_onnx_detector, to_onnx
 from ganforensics.detectors.spectral import load_spectral_detector
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
@@ -21,6 +23,7 @@ LOADERS: dict[str, Callable[[Path], Detector]] = {
     "spectral-profile": load_spectral_detector,
     "spectral-decay": load_spectral_detector,
     "cnn": load_cnn_detector,
+    ONE_CLASS: load_one_class_detector,
 }
 """kind -> loader of a saved detector folder."""
 BACKENDS = ("torch", "onnxruntime")

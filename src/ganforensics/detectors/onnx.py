@@ -120,6 +120,7 @@ def to_onnx(det: Any) -> OnnxCNNDetector:
     meta = dict(det.meta)
     meta.pop("onnx", None)
     return OnnxCNNDetector(model, det.arch, input_size=det.input_size, crop=det.crop,
+                           resize=det.resize,
                            norm_mean=det.norm_mean, norm_std=det.norm_std,
                            feature_layer=det.feature_layer, threshold=det.threshold, meta=meta,
                            batch_size=det.batch_size)
@@ -149,6 +150,7 @@ def load_onnx_detector(path: str | os.PathLike[str], meta: dict[str, Any]) -> On
     pre = meta.get("preprocessing", {})
     kwargs: dict[str, Any] = {"input_size": pre.get("input_size"),
                               "crop": pre.get("crop", "center"),
+                              "resize": pre.get("resize"),
                               "feature_layer": meta.get("feature_layer"),
                               "threshold": float(meta.get("threshold", 0.5)), "meta": meta}
     if "norm_mean" in pre:

@@ -6,6 +6,15 @@ condition and generator (each fake generator against all reals) plus the mean ov
 at 0.5 and at the detector's validation-calibrated threshold. The test labels are used only to
 compute metrics, never to pick the threshold (an `oracle` threshold is added only when asked,
 and named so).
+
+A condition prefixed `fakes:` (e.g. "fakes:jpeg:96") perturbs the fakes only and leaves the
+reals as they are. The field's protocols ride on the `mean` row of every condition: the means
+over generators of the accuracies at 0.5 and at the calibrated threshold (overall, real, fake),
+and the worst generator (`worst_generator`, the one with the lowest calibrated accuracy) with
+`min_acc_05` / `min_acc_cal` (`metrics.detection.add_worst_generator`). The JPEG-96 control
+(`jpeg_control="fakes"` or `"both"`) adds the condition `fakes:jpeg:96` or `jpeg:96`: lossless
+fakes against JPEG reals reward a detector for spotting the format, and re-encoding at quality
+96 before scoring shows how much of a score is that.
 """
 
 from __future__ import annotations
@@ -27,7 +36,12 @@ from ganforensics.evaluate.predict import known_errors
 from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded, warn_bad_files
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.bootstrap import DEFAULT_RESAMPLES
-from ganforensics.metrics.detection import per_generator, pr_points, roc_points
+from ganforensics.metrics.detection import (
+    add_worst_generator,
+    per_generator,
+    pr_points,
+    roc_points,
+)
 from ganforensics.seeding import DEFAULT_SEED, derive_seed
 
 CLEAN = "none"
@@ -37,6 +51,10 @@ STANDARD_GRID: tuple[str, ...] = (
 )
 GRIDS: dict[str, tuple[str, ...]] = {"standard": STANDARD_GRID}
 DEFAULT_BATCH_SIZE = 64
+FAKES_ONLY = "fakes:"
+"""Prefix of a condition applied to the fakes only."""
+JPEG_CONTROL_QUALITY = 96
+JPEG_CONTROLS = ("fakes", "both")
 THRESHOLD_GIVEN = "given"
 THRESHOLD_FROM_MODEL = "model (validation split)"
 
@@ -66,8 +84,28 @@ class Evaluation:
     """Figures written into the run folder."""
 
 
-def conditions_for(perturb: Sequence[str] | str | None, grid: str | None) -> list[str]:
-    """The evaluated conditions: clean first, then the grid, then the explicit ops (deduped)."""
+def jpeg_control_condition(jpeg_control: str) -> str:
+    """The condition of the JPEG-96 control: `fakes:jpeg:96` (fakes only) or `jpeg:96`."""
+    if jpeg_control not in JPEG_CONTROLS:
+        raise ConfigError(f"jpeg control must be one of {', '.join(JPEG_CONTROLS)}, not "
+                          f"{jpeg_control!r}")
+    op = f"jpeg:{JPEG_CONTROL_QUALITY}"
+    return FAKES_ONLY + op if jpeg_control == "fakes" else op
+
+
+def _canonical(cond: str) -> str:
+    """A condition with its op chain validated and canonicalised (prefix kept)."""
+    if cond == CLEAN:
+        return cond
+    if cond.startswith(FAKES_ONLY):
+        return FAKES_ONLY + str(parse_ops(cond[len(FAKES_ONLY):]))
+    return str(parse_ops(cond))
+
+
+def conditions_for(perturb: Sequence[str] | str | None, grid: str | None,
+                   jpeg_control: str | None = None) -> list[str]:
+    """The evaluated conditions: clean first, then the grid, then the explicit ops, then the
+    JPEG-96 control (deduped)."""
     conds = [CLEAN]
     if grid:
         if grid not in GRIDS:
@@ -75,11 +113,12 @@ def conditions_for(perturb: Sequence[str] | str | None, grid: str | None) -> lis
         conds += list(GRIDS[grid])
     if isinstance(perturb, str):
         perturb = [perturb]
-    for p in perturb or []:
-        conds.append(str(parse_ops(p)))  # validates and canonicalises
+    conds += list(perturb or [])
+    if jpeg_control:
+        conds.append(jpeg_control_condition(jpeg_control))
     out: list[str] = []
     for c in conds:
-        c = str(parse_ops(c)) if c != CLEAN else c
+        c = _canonical(c)  # validates
         if c not in out:
             out.append(c)
     return out
@@ -133,7 +172,9 @@ def score_conditions(
 ) -> pd.DataFrame:
     """Per image and condition: path, label, generator, condition, logit, prob_fake, error."""
     rows, images = _test_items(test)
-    chains = {c: (None if c == CLEAN else parse_ops(c)) for c in conditions}
+    chains = {c: (None if c == CLEAN else parse_ops(c.removeprefix(FAKES_ONLY)))
+              for c in conditions}
+    fakes_only = {c: c.startswith(FAKES_ONLY) for c in conditions}
     n = len(rows)
     logits = {c: np.full(n, np.nan) for c in conditions}
     errors = known_errors(rows)
@@ -150,7 +191,8 @@ def score_conditions(
     def flush(idx: list[int], ims: list[np.ndarray]) -> None:
         for c, chain in chains.items():
             views = ims if chain is None else [
-                chain(im, rows["image_id"].iat[i]) for i, im in zip(idx, ims, strict=True)
+                im if fakes_only[c] and rows["label"].iat[i] != 1
+                else chain(im, rows["image_id"].iat[i]) for i, im in zip(idx, ims, strict=True)
             ]
             logits[c][idx] = detector.logits(views)
 
@@ -200,8 +242,8 @@ def metrics_table(
         ok = g.dropna(subset=["label", "prob_fake"])
         if ok.empty:
             continue
-        t = per_generator(ok, threshold, oracle=oracle, resamples=resamples,
-                          seed=derive_seed(seed, cond))
+        t = add_worst_generator(per_generator(ok, threshold, oracle=oracle,
+                                              resamples=resamples, seed=derive_seed(seed, cond)))
         t.insert(0, "condition", cond)
         tables.append(t)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -293,6 +335,7 @@ def evaluate_detector(
     out: str | os.PathLike[str] | None = None,
     threshold: float | None = None,
     oracle: bool = False,
+    jpeg_control: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int = DEFAULT_WORKERS,
     force: bool = False,
@@ -306,9 +349,10 @@ def evaluate_detector(
     With `out`, writes a run folder: metrics.csv, metrics_long.csv (tidy), metrics.json,
     scores.csv, curves/roc.csv, curves/pr.csv, roc_pr.png, robustness_ap.png. `resamples`
     bootstrap resamples of the test images give 95 % intervals of AP, AUC and calibrated
-    accuracy (columns `*_lo`, `*_hi`; 0 = none), seeded by `seed`.
+    accuracy (columns `*_lo`, `*_hi`; 0 = none), seeded by `seed`. `jpeg_control` ("fakes"
+    or "both") adds the JPEG-96 control condition.
     """
-    conds = conditions_for(perturb, grid)
+    conds = conditions_for(perturb, grid, jpeg_control)
     thr = float(detector.threshold if threshold is None else threshold)
     run = None
     if out is not None:

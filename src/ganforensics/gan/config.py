@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ganforensics.errors import ConfigError
+from ganforensics.gan import objectives
 from ganforensics.gan.losses import check_loss
 from ganforensics.gan.nets import parse_last_block
 from ganforensics.seeding import DEFAULT_SEED
@@ -53,6 +54,11 @@ class GanConfig:
     checkpoint_every: int = 250
     sample_every: int = 250
     device: str = "cpu"
+    objectives: tuple[str, ...] = ()
+    """Auxiliary objectives added to the loss (`gan.objectives.OBJECTIVES`)."""
+    objective_params: dict[str, Any] = field(default_factory=dict)
+    """Their parameters: overrides (`{"infomax.alpha": 0.1}`) before `validate`, every
+    parameter of every enabled objective after it (`gan.objectives.DEFAULTS`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,10 +85,18 @@ class GanConfig:
         for name in ("lr_g", "lr_d"):
             if not float(getattr(self, name)) > 0:
                 raise ConfigError(f"{name}: must be > 0")
+        self.objective_params = objectives.resolve(self.objectives, self.objective_params)
+        self.objectives = tuple(self.objective_params)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
+        """Plain data; without the objective keys when none is enabled (so a plain run's
+        record and run id are what they were before objectives existed)."""
+        d = config_to_dict(self)
+        d["objectives"] = list(self.objectives)
+        if not self.objectives:
+            del d["objectives"], d["objective_params"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GanConfig:
@@ -103,8 +117,9 @@ def config_kwargs(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
     kw = dict(d)
-    if "betas" in kw:
-        kw["betas"] = tuple(kw["betas"])
+    for key in ("betas", "objectives"):
+        if key in kw:
+            kw[key] = tuple(kw[key])
     return kw
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -145,9 +146,43 @@ class Discriminator(nn.Module):
                 nn.LeakyReLU(0.2, True),
             ]
             width, res = nxt, res // 2
+        self.global_channels = width
         layers.append(nn.Conv2d(width, 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
+        # the local map: the output of the block before the last one (8x8 at every size)
+        relus = [i for i, m in enumerate(layers) if isinstance(m, nn.LeakyReLU)]
+        self._local_end = relus[-2] + 1
+        convs = [m for m in layers[:self._local_end] if isinstance(m, nn.Conv2d)]
+        self.local_channels = convs[-1].out_channels
         _init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).view(-1)
+    @property
+    def final(self) -> nn.Conv2d:
+        """The last conv (final feature map -> one logit)."""
+        last = self.net[-1]
+        assert isinstance(last, nn.Conv2d)
+        return last
+
+    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor | Features:
+        """Logits (N,); with `features=True` a `Features` with the local and final maps too
+        (what the auxiliary objectives use, `gan.objectives`)."""
+        if not features:
+            return self.net(x).view(-1)
+        local = self.net[:self._local_end](x)
+        final = self.net[self._local_end:-1](local)
+        return Features(self.net[-1](final).view(-1), local, final)
+
+
+@dataclass
+class Features:
+    """D's outputs on a batch: logits (N,), the local map (N, C, 8, 8) and the final map
+    (N, C', 4, 4) that D's last conv turns into the logit."""
+
+    logits: torch.Tensor
+    local: torch.Tensor
+    final: torch.Tensor
+
+    @property
+    def global_(self) -> torch.Tensor:
+        """The global vector (N, C'): the final map sum-pooled over positions."""
+        return self.final.sum(dim=(2, 3))

@@ -38,11 +38,13 @@ from safetensors.torch import save_file
 
 from ganforensics import console, distributed
 from ganforensics.distributed import Dist
+from ganforensics.errors import ConfigError
+from ganforensics.gan import objectives
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforensics.gan.config import GanConfig
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.losses import d_loss, g_loss, gradient_penalty
-from ganforensics.gan.nets import Discriminator, Generator
+from ganforensics.gan.nets import Discriminator, Features, Generator
 from ganforensics.io.atomic import atomic_path, save_png_atomic, write_csv_atomic
 from ganforensics.io.images import image_grid
 from ganforensics.io.runs import RunFolder
@@ -103,8 +105,10 @@ def images_to_tensor(stack: np.ndarray) -> torch.Tensor:
     return x.contiguous(memory_format=MEMORY_FORMAT)
 
 
-def _write_losses(path: Path, rows: list[dict[str, Any]]) -> None:
-    write_csv_atomic(path, pd.DataFrame(rows, columns=list(LOSS_COLUMNS)))
+def _write_losses(path: Path, rows: list[dict[str, Any]],
+                  extra: tuple[str, ...] | list[str] = ()) -> None:
+    """losses.csv: `LOSS_COLUMNS`, then the weighted objective terms (`extra`) if any."""
+    write_csv_atomic(path, pd.DataFrame(rows, columns=[*LOSS_COLUMNS, *extra]))
 
 
 def _read_losses(path: Path, upto: int) -> list[dict[str, Any]]:
@@ -137,14 +141,21 @@ class _Training:
     sampler: BatchSampler
     fixed_z: torch.Tensor
     ctx: Dist = distributed.SINGLE
+    objs: objectives.ObjectiveSet | None = None
+    """The auxiliary objectives (None: the plain GAN loss)."""
+    heads: objectives.ObjectiveHeads | None = None
+    """D's extra heads of those objectives (trained with D's optimiser)."""
     loss_rows: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
     """Training seconds up to the last checkpoint (earlier invocations included)."""
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
-        """The bare networks (outside any DDP wrapper)."""
-        return {"G": distributed.unwrap(self.gen), "D": distributed.unwrap(self.disc)}
+        """The bare networks (outside any DDP wrapper); `H`: D's objective heads."""
+        nets = {"G": distributed.unwrap(self.gen), "D": distributed.unwrap(self.disc)}
+        if self.heads is not None:
+            nets["H"] = self.heads
+        return nets
 
     @property
     def rows(self) -> slice:
@@ -197,18 +208,30 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
     by rank 0, which passes the state on); returns the training state and the step to start
     from. In a distributed run the networks come back wrapped in DDP."""
     device = torch.device(config.device) if device is None else device
+    if ctx.enabled and config.objectives:
+        raise ConfigError("objectives: not supported in a distributed (torchrun) run yet; "
+                          "train with one process")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "gan-init"))
         gen = Generator(config.size, config.last_block, config.z_dim, config.dim)
         disc = Discriminator(config.size, config.d_norm, config.dim)
+        torch.manual_seed(derive_seed(config.seed, "gan-init-heads"))
+        built = objectives.build(config.objective_params, config.loss, disc)
+    objs, heads = built if built is not None else (None, None)
     gen = gen.to(device, memory_format=MEMORY_FORMAT)
     disc = disc.to(device, memory_format=MEMORY_FORMAT)
+    d_params = list(disc.parameters())
+    nets: dict[str, torch.nn.Module] = {"G": gen, "D": disc}
+    if heads is not None:
+        heads = heads.to(device)
+        d_params += list(heads.parameters())
+        nets["H"] = heads
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=config.betas)
+    opt_d = torch.optim.Adam(d_params, lr=config.lr_d, betas=config.betas)
     start, elapsed, loss_rows = 0, 0.0, []
     ckpt = latest_checkpoint(run.path / "checkpoints") if resume and run is not None else None
     if ckpt is not None and run is not None:
-        state = load_checkpoint(ckpt, {"G": gen, "D": disc}, {"opt_G": opt_g, "opt_D": opt_d})
+        state = load_checkpoint(ckpt, nets, {"opt_G": opt_g, "opt_D": opt_d})
         start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
         console.info(f"resuming {run.path} from step {start}")
         loss_rows = _read_losses(run.path / "losses.csv", start)
@@ -226,7 +249,7 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         sampler=BatchSampler(len(stack), config.batch, config.seed),
         fixed_z=torch.randn(GRID * GRID, config.z_dim,
                             generator=_torch_gen(config.seed, "fixed")),
-        ctx=ctx, loss_rows=loss_rows, elapsed=elapsed,
+        ctx=ctx, objs=objs, heads=heads, loss_rows=loss_rows, elapsed=elapsed,
     )
     return tr, start
 
@@ -248,21 +271,44 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
         z = torch.randn(c.batch, c.z_dim, generator=gen_)[rows].to(tr.device)
         with torch.set_grad_enabled(last):
             fake = tr.gen(z)
-        out_r, out_f = tr.disc(real), tr.disc(fake.detach())
+        extra_d: dict[str, torch.Tensor] = {}
+        if tr.objs is not None and tr.heads is not None:
+            f_r, f_f = _features(tr, real), _features(tr, fake.detach())
+            out_r, out_f = f_r.logits, f_f.logits
+            extra_d = tr.objs.d_terms(tr.disc, tr.heads, real, fake.detach(), f_r, f_f)
+        else:
+            out_r, out_f = tr.disc(real), tr.disc(fake.detach())
         loss_d = d_loss(c.loss, out_r, out_f)
         gp = gradient_penalty(tr.disc, real, fake, c.gp, gen_, c.gp_weight, batch=c.batch,
                               rows=rows)
         tr.opt_d.zero_grad(set_to_none=True)
-        (loss_d + gp).backward()
+        (loss_d + gp + sum(extra_d.values(), gp.new_zeros(()))).backward()
         tr.opt_d.step()
+    extra_g: dict[str, torch.Tensor] = {}
     with distributed.no_sync(tr.disc):  # D's gradients of G's step are not used: no all-reduce
-        loss_g = g_loss(c.loss, tr.disc(fake))
+        if tr.objs is not None and tr.heads is not None:
+            f_g = _features(tr, fake)
+            loss_g = g_loss(c.loss, f_g.logits)
+            extra_g = tr.objs.g_terms(tr.disc, tr.heads, z, fake, f_g, real)
+        else:
+            loss_g = g_loss(c.loss, tr.disc(fake))
         tr.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        (loss_g + sum(extra_g.values(), loss_g.new_zeros(()))).backward()
     tr.opt_g.step()
     values = distributed.mean(tr.ctx, [loss_d.item(), loss_g.item(), gp.item(),
                                        out_r.mean().item(), out_f.mean().item()])
-    return dict(zip(("d_loss", "g_loss", "gp", "d_real", "d_fake"), values, strict=True))
+    losses = dict(zip(("d_loss", "g_loss", "gp", "d_real", "d_fake"), values, strict=True))
+    if tr.objs is not None:
+        for name in tr.objs.names:
+            losses[f"{name}_d"] = float(extra_d[name].item()) if name in extra_d else 0.0
+            losses[f"{name}_g"] = float(extra_g[name].item()) if name in extra_g else 0.0
+    return losses
+
+
+def _features(tr: _Training, x: torch.Tensor) -> Features:
+    out = tr.disc(x, features=True)
+    assert isinstance(out, Features)
+    return out
 
 
 def _save_samples(tr: _Training, step: int) -> None:
@@ -278,7 +324,8 @@ def _save_samples(tr: _Training, step: int) -> None:
 
 def _checkpoint(tr: _Training, step: int) -> None:
     assert tr.run is not None
-    _write_losses(tr.run.file("losses.csv"), tr.loss_rows)
+    _write_losses(tr.run.file("losses.csv"), tr.loss_rows,
+                  tr.objs.columns if tr.objs is not None else ())
     save_checkpoint(tr.ckpt_root, step, tr.modules, tr.optims, {"seconds": tr.elapsed})
 
 

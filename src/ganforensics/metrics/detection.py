@@ -4,7 +4,8 @@ Threshold-free: AP, ROC-AUC, EER, TPR at 1 % / 5 % FPR. At a threshold (decision
 P(fake) >= threshold): accuracy, real accuracy (TNR), fake accuracy (TPR), balanced accuracy;
 reported at 0.5 and at the threshold calibrated on validation data (`_cal`). An "oracle"
 threshold chosen on the test data itself is computed only when asked and is named so.
-Per generator: each fake generator against all reals, plus the mean over generators.
+Per generator: each fake generator against all reals, plus the mean over generators and the
+worst generator (`add_worst_generator`: min-acc, as AIGIBench-style benchmarks report it).
 """
 
 from __future__ import annotations
@@ -167,3 +168,27 @@ def per_generator(
         all_row |= bootstrap_intervals(labels, probs, threshold, resamples=resamples,
                                        seed=derive_seed(seed, "bootstrap", "all"))
     return pd.concat([table, pd.DataFrame([all_row])], ignore_index=True)
+
+
+WORST_COLUMNS = ("min_acc_05", "min_acc_cal", "worst_generator")
+"""Columns `add_worst_generator` fills on the `mean` row (NaN / "" on the others)."""
+
+
+def add_worst_generator(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` (from `per_generator`) with `min_acc_05` and `min_acc_cal` (the lowest accuracy
+    of any one generator against all reals, at 0.5 and at the calibrated threshold) and
+    `worst_generator` (the generator with the lowest calibrated accuracy; ties: the lower AP,
+    then the first by name) set on the `mean` row; the generator rows keep their own intervals
+    (`*_lo`, `*_hi`)."""
+    out = table.copy()
+    gens = out[~out["generator"].isin(["mean", "all"])]
+    out["min_acc_05"] = math.nan
+    out["min_acc_cal"] = math.nan
+    out["worst_generator"] = ""
+    mean = out["generator"] == "mean"
+    if len(gens) and mean.any():
+        worst = gens.sort_values(["acc_cal", "ap", "generator"], kind="stable").iloc[0]
+        out.loc[mean, "min_acc_05"] = float(gens["acc_05"].min())
+        out.loc[mean, "min_acc_cal"] = float(gens["acc_cal"].min())
+        out.loc[mean, "worst_generator"] = str(worst["generator"])
+    return out

@@ -22,16 +22,20 @@ import yaml
 
 from ganforensics.detectors.cnn.archs import ARCHS
 from ganforensics.detectors.cnn.recipes import RECIPES
+from ganforensics.detectors.one_class import FEATURES as ONE_CLASS_FEATURES
+from ganforensics.detectors.one_class import MODELS as ONE_CLASS_MODELS
 from ganforensics.errors import ConfigError
 from ganforensics.evaluate.detection import GRIDS
 from ganforensics.gan.config import PRESETS as GAN_PRESETS
 from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
+from ganforensics.gan.objectives import resolve as resolve_objectives
 from ganforensics.metrics.features import EXTRACTORS
 from ganforensics.spectral.classifiers import CLASSIFIERS
 from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train_setups
 
 PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
-           "sampled": "sampled.yaml"}
+           "sampled": "sampled.yaml", "objectives": "objectives.yaml",
+           "oneclass": "oneclass.yaml", "npr": "npr.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -53,6 +57,8 @@ SETUP_KEYS: dict[str, tuple[type, ...]] = {
     "last_block": (str,),
     "preset": (str,),
     "steps": (int,),
+    "objectives": (list,),
+    "objective_params": (dict,),
 }
 # enumerated values, checked against the library's own registries (a tuple of names or a dict
 # keyed by name) so that the names live in one place
@@ -60,8 +66,12 @@ _REGISTRIES: dict[str, Collection[Any]] = {
     "gan.preset": GAN_PRESETS,
     "detectors.cnn.arch": ARCHS,
     "detectors.cnn.recipe": RECIPES,
+    "detectors.npr.arch": ARCHS,
+    "detectors.npr.recipe": RECIPES,
     "detectors.spectral_decay.classifier": CLASSIFIERS,
     "detectors.spectral_profile.classifier": CLASSIFIERS,
+    "detectors.one_class.features": ONE_CLASS_FEATURES,
+    "detectors.one_class.model": ONE_CLASS_MODELS,
     "quality.extractor": EXTRACTORS,
     "evaluate.grid": GRIDS,
 }
@@ -75,7 +85,8 @@ _MINIMUM: dict[str, int] = {
     "gan.steps": 1, "gan.batch_size": 1, "gan.checkpoint_every": 1,
     "fakes.n_train": 1, "fakes.n_val": 1, "fakes.n_test": 2, "quality.kid_subsets": 1,
     "quality.kid_subset_size": 2, "quality.grid": 1, "detectors.cnn.epochs": 1,
-    "detectors.cnn.batch_size": 1, "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
+    "detectors.cnn.batch_size": 1, "detectors.npr.epochs": 1, "detectors.npr.batch_size": 1,
+    "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
     "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
     "quality.fid_resamples": 0, "quality.n": 2,
 }
@@ -241,6 +252,15 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
                     f"config key '{path}.steps' must be at least 1, got {item['steps']!r}"
                 )
             entry["steps"] = int(item["steps"])
+        if item.get("objectives"):
+            try:
+                params = resolve_objectives(item["objectives"], item.get("objective_params"))
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+            entry["objectives"] = list(params)
+            entry["objective_params"] = params
+        elif item.get("objective_params"):
+            raise ConfigError(f"{path}.objective_params: set without {path}.objectives")
         setups.append(entry)
     names = [s["name"] for s in setups]
     for i, n in enumerate(names):
@@ -293,6 +313,14 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     p = cfg["detectors"]["cnn"]["aug_prob"]
     if not 0 <= p <= 1:
         raise ConfigError(f"config key 'detectors.cnn.aug_prob' must be in [0, 1], got {p}")
+    oc = cfg["detectors"]["one_class"]
+    if not 0 <= oc["target_fpr"] < 1 or not 0 < oc["edge_quantile"] <= 1:
+        raise ConfigError("config keys 'detectors.one_class.target_fpr' must be in [0, 1) and "
+                          f"'edge_quantile' in (0, 1], got {oc['target_fpr']}, "
+                          f"{oc['edge_quantile']}")
+    if oc["doping"] < 0 or oc["compare_ratio"] <= 0:
+        raise ConfigError("config keys 'detectors.one_class.doping' must be >= 0 and "
+                          f"'compare_ratio' > 0, got {oc['doping']}, {oc['compare_ratio']}")
     frac = cfg["spectra"]["top_fraction"]
     if not 0 < frac <= 1:
         raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")

@@ -20,8 +20,12 @@ from ganforensics.study.setups import study_setups, train_setups
 SPLITS = ("train", "val", "test")
 # detector kind -> its key under `detectors:` in the config
 DETECTOR_KEYS = {"spectral-decay": "spectral_decay", "spectral-profile": "spectral_profile",
-                 "cnn": "cnn"}
+                 "cnn": "cnn", "npr": "npr", "one-class": "one_class"}
+ONE_CLASS = "one-class"
+"""Trained on reals only: one detector, on the first training setup's row of the tables."""
 SPECTRAL_KINDS = ("spectral-decay", "spectral-profile")
+CNN_KINDS = ("cnn", "npr")
+"""Kinds trained with `train_cnn_detector` (`npr`: NPR, Tan et al. 2024; off by default)."""
 
 
 @dataclass
@@ -71,6 +75,14 @@ def enabled_detectors(cfg: dict[str, Any]) -> list[str]:
     """The detector kinds the config enables, in `DETECTOR_KEYS` order."""
     det = cfg["detectors"]
     return [name for name, key in DETECTOR_KEYS.items() if det[key]["enabled"]]
+
+
+def detector_runs(cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """(training setup, kind) of every detector the study trains: each enabled kind per
+    training setup, except the one-class kind (no fakes to vary), trained once."""
+    trains = train_setups(cfg)
+    return [(ts, kind) for ts in trains for kind in enabled_detectors(cfg)
+            if kind != ONE_CLASS or ts == trains[0]]
 
 
 def decode(df: pd.DataFrame, what: str) -> tuple[list[np.ndarray], pd.DataFrame]:

@@ -65,6 +65,8 @@ def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> GanConfig:
         checkpoint_every=g["checkpoint_every"],
         sample_every=g["checkpoint_every"],
         seed=derive_seed(ctx.seed, "gan", setup["name"]) % 2**31,
+        objectives=tuple(setup.get("objectives", ())),
+        objective_params=setup.get("objective_params", {}),
     )
 
 

@@ -1,5 +1,6 @@
 """Study stages of the detectors: training, detection on every setup, bypass rates, the CNN's
-robustness grid and its grayscale (colour-ablation) check."""
+(and NPR's) robustness grid, the CNN's grayscale (colour-ablation) check, and the JPEG-96
+control of every detector."""
 
 from __future__ import annotations
 
@@ -20,21 +21,25 @@ from ganforensics.detectors.loading import load_detector
 from ganforensics.detectors.spectral import train_spectral_detector
 from ganforensics.errors import InputError
 from ganforensics.evaluate.bypass import bypass_rates
-from ganforensics.evaluate.detection import evaluate_detector
+from ganforensics.evaluate.detection import evaluate_detector, jpeg_control_condition
 from ganforensics.metrics.bootstrap import interval_columns
-from ganforensics.metrics.detection import per_generator
+from ganforensics.metrics.detection import WORST_COLUMNS, per_generator
 from ganforensics.metrics.paired import PAIR_COLUMNS, pair_win
 from ganforensics.seeding import derive_seed, seed_everything
 from ganforensics.study.context import (
+    CNN_KINDS,
     DETECTOR_KEYS,
+    ONE_CLASS,
     SPECTRAL_KINDS,
     StudyContext,
     checked,
     decode,
     detector_id,
+    detector_runs,
     study_test_set,
     train_val_sets,
 )
+from ganforensics.study.one_class_stages import train_study_one_class
 from ganforensics.study.stages import Stage
 
 # the tables these stages write, and their columns (`checked` before writing; the report and
@@ -57,6 +62,11 @@ BYPASS_COLUMNS = ("generator", "role", "n_images", "rate_mean", "rate_std", "rat
 ROBUSTNESS_TABLE = "tables/robustness.csv"
 ROBUSTNESS_COLUMNS = ("condition", "generator", *_METRICS)
 ROBUSTNESS_FIGURE = "figures/robustness_ap.png"
+JPEG96_TABLE = "tables/jpeg96.csv"
+JPEG96_COLUMNS = ("detector", "condition", "generator", *_METRICS, *interval_columns(),
+                  *WORST_COLUMNS)
+"""Every detector (trained on the first training setup) on the clean test set, with the fakes
+re-encoded at JPEG 96 (`fakes:jpeg:96`) and with every image re-encoded (`jpeg:96`)."""
 GRAYSCALE_TABLE = "tables/grayscale.csv"
 GRAYSCALE_COLUMNS = ("generator", "input", *_METRICS)
 SCORE_COLUMNS = ("path", "label", "generator", "prob_fake")
@@ -82,13 +92,15 @@ def make_detector_stage(kind: str, train_setup: str, det_id: str,
         dcfg = ctx.cfg["detectors"][DETECTOR_KEYS[kind]]
         seed = derive_seed(ctx.seed, "detector", *_seed_parts(kind, train_setup, det_id)) % 2**31
         out = ctx.detector_dir(det_id)
-        if kind == "cnn":
-            recipe = get_recipe(dcfg["recipe"], monitor=dcfg["monitor"])
+        if kind in CNN_KINDS:
+            recipe = get_recipe(dcfg["recipe"], monitor=dcfg.get("monitor"))
             seed_everything(seed)
             # resumes from its per-epoch checkpoint in `out` after an interruption
             det = train_cnn_detector(dcfg["arch"], recipe, train, val, out, seed=seed,
                                      epochs=dcfg["epochs"], batch_size=dcfg["batch_size"],
-                                     aug_prob=dcfg["aug_prob"], progress=progress_enabled())
+                                     aug_prob=dcfg.get("aug_prob"), progress=progress_enabled())
+        elif kind == ONE_CLASS:
+            det = train_study_one_class(ctx, train, val, seed)
         else:
             det = train_spectral_detector(kind, train, val, classifier=dcfg["classifier"],
                                           seed=seed)
@@ -166,14 +178,13 @@ def stage_detection(ctx: StudyContext) -> dict[str, Any]:
     intervals of AP, AUC and calibrated accuracy (`evaluate.resamples`, seeded per detector).
     """
     images, rows = decode(study_test_set(ctx, with_source=True), "test set")
-    frames = [_detection_rows(ctx, kind, ts, images, rows)
-              for ts in ctx.train_setups() for kind in ctx.enabled_detectors()]
+    frames = [_detection_rows(ctx, kind, ts, images, rows) for ts, kind in detector_runs(ctx.cfg)]
     table = checked(pd.concat(frames, ignore_index=True), DETECTION_COLUMNS, DETECTION_TABLE)
     ctx.run.write_csv(DETECTION_TABLE, table)
     return {"file": DETECTION_TABLE, "n_test": len(rows),
             "resamples": int(ctx.cfg["evaluate"]["resamples"]),
-            "scores": [scores_file(detector_id(k, ts, ctx.cfg)) for ts in ctx.train_setups()
-                       for k in ctx.enabled_detectors()]}
+            "scores": [scores_file(detector_id(k, ts, ctx.cfg))
+                       for ts, k in detector_runs(ctx.cfg)]}
 
 
 def stage_bypass(ctx: StudyContext) -> dict[str, Any]:
@@ -204,23 +215,70 @@ def stage_bypass(ctx: StudyContext) -> dict[str, Any]:
     return {"file": BYPASS_TABLE}
 
 
+def robustness_files(kind: str) -> tuple[str, str]:
+    """(table, figure) of a CNN kind's robustness grid: the CNN's keep their old names."""
+    if kind == "cnn":
+        return ROBUSTNESS_TABLE, ROBUSTNESS_FIGURE
+    return f"tables/robustness-{kind}.csv", f"figures/robustness_ap-{kind}.png"
+
+
+def make_robustness_stage(kind: str, needs: tuple[str, ...]) -> Stage:
+    """The robustness grid of one CNN kind (stage `robustness` for the CNN, `robustness-<kind>`
+    for the others)."""
+
+    def _run(ctx: StudyContext) -> dict[str, Any]:
+        return _robustness(ctx, kind)
+
+    name = "robustness" if kind == "cnn" else f"robustness-{kind}"
+    return Stage(name, _run, needs=needs, title=f"{kind} robustness grid")
+
+
 def stage_robustness(ctx: StudyContext) -> dict[str, Any]:
     """The CNN's robustness grid (perturbed test sets, threshold from clean validation data)."""
-    det = load_study_detector(ctx, "cnn")
+    return _robustness(ctx, "cnn")
+
+
+def _robustness(ctx: StudyContext, kind: str) -> dict[str, Any]:
+    det = load_study_detector(ctx, kind)
     test = study_test_set(ctx)
+    table_file, figure = robustness_files(kind)
     # force: this folder belongs to the stage (a rerun after an interruption redoes it)
     res = evaluate_detector(det, test, grid=ctx.cfg["evaluate"]["grid"],
-                            out=ctx.path / "eval" / "cnn-robustness", force=True,
+                            out=ctx.path / "eval" / f"{kind}-robustness", force=True,
                             progress=progress_enabled(),
                             # no intervals: ~1 s CPU per condition at the default sizes, and
                             # the report shows only the `mean` rows, which have none
                             resamples=0)
-    table = checked(res.metrics, ROBUSTNESS_COLUMNS, ROBUSTNESS_TABLE)
-    ctx.run.write_csv(ROBUSTNESS_TABLE, table)
-    plot = ctx.path / "eval" / "cnn-robustness" / "robustness_ap.png"
+    table = checked(res.metrics[[*ROBUSTNESS_COLUMNS]], ROBUSTNESS_COLUMNS, table_file)
+    ctx.run.write_csv(table_file, table)
+    plot = ctx.path / "eval" / f"{kind}-robustness" / "robustness_ap.png"
     if plot.is_file():
-        shutil.copyfile(plot, ctx.run.file(ROBUSTNESS_FIGURE))
-    return {"file": ROBUSTNESS_TABLE, "conditions": list(res.conditions)}
+        shutil.copyfile(plot, ctx.run.file(figure))
+    return {"file": table_file, "conditions": list(res.conditions)}
+
+
+def stage_jpeg96(ctx: StudyContext) -> dict[str, Any]:
+    """The JPEG-96 control: every enabled detector (trained on the first training setup) on
+    the clean test set, with its fakes re-encoded at quality 96, and with every image
+    re-encoded; bootstrap intervals as in the detection table."""
+    test = study_test_set(ctx)
+    conds = [jpeg_control_condition("fakes"), jpeg_control_condition("both")]
+    resamples = int(ctx.cfg["evaluate"]["resamples"])
+    frames = []
+    for kind in ctx.enabled_detectors():
+        det = load_study_detector(ctx, kind)
+        res = evaluate_detector(det, test, perturb=conds, progress=progress_enabled(),
+                                resamples=resamples,
+                                seed=derive_seed(ctx.seed, "jpeg96", kind) % 2**31)
+        t = res.metrics.copy()
+        for col in interval_columns():  # absent when resamples is 0
+            if col not in t.columns:
+                t[col] = np.nan
+        t.insert(0, "detector", kind)
+        frames.append(t[list(JPEG96_COLUMNS)])
+    table = checked(pd.concat(frames, ignore_index=True), JPEG96_COLUMNS, JPEG96_TABLE)
+    ctx.run.write_csv(JPEG96_TABLE, table)
+    return {"file": JPEG96_TABLE, "conditions": ["none", *conds]}
 
 
 def stage_grayscale(ctx: StudyContext) -> dict[str, Any]:

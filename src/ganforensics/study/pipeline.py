@@ -22,7 +22,13 @@ from ganforensics.io import lock
 from ganforensics.io.runs import RunFolder
 from ganforensics.seeding import seed_everything
 from ganforensics.study.config import defaults
-from ganforensics.study.context import StudyContext, detector_id, enabled_detectors
+from ganforensics.study.context import (
+    ONE_CLASS,
+    StudyContext,
+    detector_id,
+    detector_runs,
+    enabled_detectors,
+)
 from ganforensics.study.data_stages import (
     make_fakes_stage,
     make_gan_stage,
@@ -32,15 +38,17 @@ from ganforensics.study.data_stages import (
 )
 from ganforensics.study.detector_stages import (
     make_detector_stage,
+    make_robustness_stage,
     stage_bypass,
     stage_detection,
     stage_grayscale,
-    stage_robustness,
+    stage_jpeg96,
 )
 from ganforensics.study.explain_stages import stage_explain
 from ganforensics.study.measure_stages import stage_quality, stage_spectra
+from ganforensics.study.one_class_stages import one_class_needs, stage_one_class
 from ganforensics.study.report import write_report
-from ganforensics.study.setups import study_setups, train_setups
+from ganforensics.study.setups import study_setups
 from ganforensics.study.stages import Stage, StageResult, run_stages
 
 # folders the pipeline writes; --force removes exactly these (never anything else)
@@ -65,21 +73,31 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
     stages.append(Stage("quality", stage_quality, needs=all_fakes, title="FID / KID per setup"))
     stages.append(Stage("spectra", stage_spectra, needs=all_fakes, title="spectra per setup"))
     kinds = enabled_detectors(cfg)
-    trains = train_setups(cfg)
-    stages += [make_detector_stage(kind, ts, detector_id(kind, ts, cfg), needs=(f"fakes-{ts}",))
-               for ts in trains for kind in kinds]
-    det_stages = tuple(f"detector-{detector_id(k, ts, cfg)}" for ts in trains for k in kinds)
+    runs = detector_runs(cfg)
+    stages += [make_detector_stage(kind, ts, detector_id(kind, ts, cfg),
+                                   needs=(f"fakes-{ts}",) + one_class_needs(cfg, kind))
+               for ts, kind in runs]
+    det_stages = tuple(f"detector-{detector_id(k, ts, cfg)}" for ts, k in runs)
     if kinds:
         stages.append(Stage("detection", stage_detection, needs=all_fakes + det_stages,
                             title="evaluate every detector on every setup"))
+    if ONE_CLASS in kinds:
+        stages.append(Stage("one-class", stage_one_class,
+                            needs=all_fakes + one_class_needs(cfg, ONE_CLASS),
+                            title="one-class detector: DOPING vs baselines, false positives"))
     if cfg["bypass"]["enabled"]:
         stages.append(Stage("bypass", stage_bypass, needs=all_fakes,
                             title="bypass detection rates"))
+    if cfg["evaluate"]["jpeg96"] and kinds:
+        first = tuple(f"detector-{k}" for k in kinds)  # the first training setup's detectors
+        stages.append(Stage("jpeg96", stage_jpeg96, needs=all_fakes + first,
+                            title="JPEG-96 control of every detector"))
+    if "npr" in kinds and cfg["evaluate"]["robustness"]:
+        stages.append(make_robustness_stage("npr", all_fakes + ("detector-npr",)))
     if "cnn" in kinds:
         cnn_needs = all_fakes + ("detector-cnn",)  # the first training setup's CNN
         if cfg["evaluate"]["robustness"]:
-            stages.append(Stage("robustness", stage_robustness, needs=cnn_needs,
-                                title="CNN robustness grid"))
+            stages.append(make_robustness_stage("cnn", cnn_needs))
         if cfg["evaluate"]["grayscale"]:
             stages.append(Stage("grayscale", stage_grayscale, needs=cnn_needs,
                                 title="CNN grayscale (colour-ablation) check"))

@@ -27,8 +27,9 @@ from ganforensics.study.measure_stages import QUALITY_TABLE, REAL_GRID, grid_fil
 from ganforensics.study.report_html import HtmlReport, Section
 from ganforensics.study.report_sections import (
     GENERIC_VIEW_NOTE,
-    SECTIONS,
+    OPTIONAL_SECTIONS,
     SectionData,
+    all_sections,
 )
 from ganforensics.study.setups import SIM_PREFIX, study_setups, train_setups
 from ganforensics.study.stages import StageResult, stage_info
@@ -94,7 +95,7 @@ def _data_counts(run: RunFolder, cfg: Mapping[str, Any]) -> tuple[dict | None, d
 
 
 def _section_entry(run: RunFolder, sec_id: str, status: Mapping[str, Any]) -> dict[str, Any]:
-    spec = SECTIONS[sec_id]
+    spec = all_sections()[sec_id]
     entry: dict[str, Any] = {"title": spec.title}
     failed = [status[n] for n in spec.stages if status.get(n, {}).get("status") in FAILED]
     missing = [n for n in spec.stages if n not in status]
@@ -131,7 +132,10 @@ def collect_results(run: RunFolder, cfg: Mapping[str, Any],
     if data is not None:
         results["data"] = data
     results["fakes"] = fakes
-    for sec_id in SECTIONS:
+    for sec_id in all_sections():
+        if sec_id in OPTIONAL_SECTIONS and not any(s in status for s in
+                                                   OPTIONAL_SECTIONS[sec_id].stages):
+            continue  # off in this config: no "not run" box
         results["sections"][sec_id] = _section_entry(run, sec_id, status)
     return results
 
@@ -167,7 +171,7 @@ def _section_rows(results: Mapping[str, Any], sec_id: str) -> dict[str, list[dic
 def key_numbers(results: Mapping[str, Any]) -> list[str]:
     """Plain sentences restating a few numbers of the tables (each names its file)."""
     out: list[str] = []
-    for sec_id, spec in SECTIONS.items():
+    for sec_id, spec in all_sections().items():
         if spec.numbers is not None:
             out += spec.numbers(_section_rows(results, sec_id), results["config"])
     return out
@@ -325,7 +329,7 @@ def _result_section(sec: Section, sec_id: str, entry: Mapping[str, Any],
         return
     start = len(sec.parts)
     try:
-        SECTIONS[sec_id].render(sec, data)
+        all_sections()[sec_id].render(sec, data)
     except KeyError as exc:
         del sec.parts[start:]
         sec.box(f"{GENERIC_VIEW_NOTE} (missing: {exc}).", "warn")
@@ -346,7 +350,9 @@ def build_html(results: Mapping[str, Any], run_path: Path) -> str:
     _overview(rep, results)
     _settings(rep, results)
     _data(rep, results, run_path, setups)
-    for sec_id, spec in SECTIONS.items():
+    for sec_id, spec in all_sections().items():
+        if sec_id not in results["sections"]:
+            continue  # an optional section whose stage did not run
         entry = results["sections"][sec_id]
         tables = {f: pd.DataFrame(rows) for f, rows in entry.get("tables", {}).items()}
         _result_section(rep.section(sec_id, spec.title), sec_id, entry,

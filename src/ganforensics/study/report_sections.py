@@ -23,8 +23,10 @@ from ganforensics.study.detector_stages import (
     BYPASS_TABLE,
     DETECTION_TABLE,
     GRAYSCALE_TABLE,
+    JPEG96_TABLE,
     ROBUSTNESS_FIGURE,
     ROBUSTNESS_TABLE,
+    robustness_files,
 )
 from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
 from ganforensics.study.measure_stages import (
@@ -33,6 +35,7 @@ from ganforensics.study.measure_stages import (
     SPECTRA_FIGURE,
     SPECTRA_TABLE,
 )
+from ganforensics.study.one_class_stages import ONE_CLASS_FP_TABLE, ONE_CLASS_TABLE
 from ganforensics.study.report_html import Section, fmt
 from ganforensics.study.setups import SIM_PREFIX, train_setups
 
@@ -106,6 +109,12 @@ CAPTIONS = {
     "robustness": "The CNN detector on perturbed copies of the test set (each perturbation "
                   "applied to real and fake alike), with the threshold calibrated on clean "
                   "validation data. Means over the setups.",
+    "jpeg96": "JPEG-96 control: each detector (trained on {train_setup}) on the clean test set "
+              "(`none`), with only the fakes re-encoded at JPEG quality 96 (`fakes:jpeg:96`) "
+              "and with every image re-encoded (`jpeg:96`); threshold calibrated on clean "
+              "validation data. A detector that keys on the lossless format of the fakes "
+              "loses its AP under `fakes:jpeg:96`. Brackets: 95 % bootstrap intervals over "
+              "{resamples} resamples of the test images; `mean` rows have none.",
     "grayscale": "The CNN on grayscale copies of the test images (L = {gray_weights} "
                  "replicated), with the RGB-calibrated threshold: a drop means the detector "
                  "uses colour.",
@@ -309,6 +318,84 @@ def render_robustness(sec: Section, d: SectionData) -> None:
     sec.table(m[cols], caption("robustness", d.cfg), ROBUSTNESS_TABLE)
 
 
+def render_npr_robustness(sec: Section, d: SectionData) -> None:
+    table, figure = robustness_files("npr")
+    _figure(sec, d, figure, "NPR: AP per perturbation and setup (from the evaluation run).",
+            f"{figure} (eval/npr-robustness/)", width=700)
+    df = d.tables[table]
+    m = df[df["generator"].astype(str) == "mean"]
+    cols = ["condition", "ap", "auc", "acc_cal", "real_acc_cal", "fake_acc_cal"]
+    sec.table(m[cols], caption("robustness", d.cfg).replace("The CNN", "NPR"), table)
+
+
+def render_jpeg96(sec: Section, d: SectionData) -> None:
+    df = d.tables[JPEG96_TABLE]
+    df = df[df["generator"].astype(str) != "all"]
+    df = df.assign(ap_ci=_intervals(df, "ap"), acc_ci=_intervals(df, "acc_cal"))
+    for kind in dict.fromkeys(df["detector"].astype(str)):
+        part = df[df["detector"].astype(str) == kind]
+        wide = _pivot(part, "generator", "condition", "ap_ci", d.setups, " AP")
+        acc = _pivot(part, "generator", "condition", "acc_ci", d.setups, " acc")
+        sec.table(wide.merge(acc, on="generator"), f"{kind}: " + caption("jpeg96", d.cfg),
+                  JPEG96_TABLE)
+
+
+def render_one_class(sec: Section, d: SectionData) -> None:
+    df = d.tables[ONE_CLASS_TABLE]
+    df = df.assign(auc_ci=[with_interval(v, lo, hi) for v, lo, hi in
+                           zip(df["auc"], df["auc_lo"], df["auc_hi"], strict=True)])
+    sec.table(_pivot(df, "generator", "method", "auc_ci", d.setups, " AUC"),
+              "One-class detector fitted on the train reals alone (fakes are anomalies), with "
+              "no oversampling (`none`), DOPING, whole-prior sampling and SMOTE at the same "
+              "ratio: AUC on each setup's test fakes against the test reals, 95 % bootstrap "
+              "intervals.", ONE_CLASS_TABLE)
+    sec.table(_pivot(df, "generator", "method", "tpr_at_threshold", d.setups, " TPR"),
+              "Fraction of each setup's fakes flagged at the threshold set for the target "
+              "false-positive rate on the held-out (validation) reals.", ONE_CLASS_TABLE)
+    fp = d.tables.get(ONE_CLASS_FP_TABLE)
+    if fp is not None and len(fp):
+        fp = fp.assign(fpr_ci=[with_interval(v, lo, hi) for v, lo, hi in
+                               zip(fp["fpr"], fp["fpr_lo"], fp["fpr_hi"], strict=True)],
+                       vs_none=[with_interval(v, lo, hi) for v, lo, hi in
+                                zip(fp["diff_vs_none"], fp["diff_lo"], fp["diff_hi"],
+                                    strict=True)])
+        sec.table(fp[["method", "condition", "n", "fpr_ci", "vs_none"]],
+                  "False positives on the test reals, clean and perturbed (the rare-but-genuine "
+                  "photos DOPING is meant to protect), and the paired difference to no "
+                  "oversampling with its 95 % bootstrap interval: DOPING helped where that "
+                  "interval lies below 0.", ONE_CLASS_FP_TABLE)
+
+
+def one_class_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    fp = [r for r in rows.get(ONE_CLASS_FP_TABLE, []) if r.get("method") == "doping"]
+    out = []
+    for r in fp:
+        lo, hi = r.get("diff_lo"), r.get("diff_hi")
+        if lo is None or hi is None:
+            continue
+        verdict = ("cut" if hi < 0 else "raised" if lo > 0 else "did not clearly change")
+        diff = with_interval(r.get("diff_vs_none"), lo, hi)
+        cond = "clean" if r.get("condition") == "none" else r.get("condition")
+        out.append(f"DOPING {verdict} the one-class detector's false positives on "
+                   f"{cond} test reals: {diff} against no oversampling "
+                   f"[{ONE_CLASS_FP_TABLE}].")
+    return out[:3]
+
+
+def jpeg96_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    mean = {(r.get("detector"), r.get("condition")): r for r in rows.get(JPEG96_TABLE, [])
+            if r.get("generator") == "mean"}
+    out = []
+    for kind in dict.fromkeys(k for k, _ in mean):
+        parts = [f"{c} {fmt(mean[(kind, c)]['ap'])}" for c in
+                 ("none", "fakes:jpeg:96", "jpeg:96") if (kind, c) in mean]
+        worst = mean.get((kind, "fakes:jpeg:96"), {}).get("worst_generator")
+        out.append(f"JPEG-96 control, {kind}: mean AP " + ", ".join(parts)
+                   + (f" (worst setup with JPEG-96 fakes: {worst})" if worst else "")
+                   + f" [{JPEG96_TABLE}].")
+    return out
+
+
 def render_grayscale(sec: Section, d: SectionData) -> None:
     df = d.tables[GRAYSCALE_TABLE]
     df = df[df["generator"].astype(str) != "all"]
@@ -442,3 +529,25 @@ SECTIONS: dict[str, ReportSection] = {
                              (MASKING_TABLE, RANKING_TABLE, COLOUR_MAPS_TABLE), ("explain",),
                              render_explain, explain_numbers),
 }
+
+OPTIONAL_SECTIONS: dict[str, ReportSection] = {
+    "robustness-npr": ReportSection("NPR robustness grid", (robustness_files("npr")[0],),
+                                    ("robustness-npr",), render_npr_robustness),
+    "jpeg96": ReportSection("JPEG-96 control (format bias)", (JPEG96_TABLE,), ("jpeg96",),
+                            render_jpeg96, jpeg96_numbers),
+    "one-class": ReportSection("One-class detection on reals only, with DOPING",
+                               (ONE_CLASS_TABLE, ONE_CLASS_FP_TABLE), ("one-class",),
+                               render_one_class, one_class_numbers),
+}
+"""Sections of stages that are off by default (`--preset npr`): in the report only when their
+stage ran (or failed), never as a "not run" box."""
+
+
+def all_sections() -> dict[str, ReportSection]:
+    """`SECTIONS` with the optional ones after the robustness grid, in page order."""
+    out: dict[str, ReportSection] = {}
+    for sec_id, spec in SECTIONS.items():
+        out[sec_id] = spec
+        if sec_id == "robustness":
+            out.update(OPTIONAL_SECTIONS)
+    return out

@@ -17,6 +17,7 @@ from ganforensics.study.claims import rule_text, with_spread
 from ganforensics.study.report import FAILED
 from ganforensics.study.report_html import HtmlReport, Section
 from ganforensics.study.stages import StageResult
+from ganforensics.study.variants import RULE, VARIANTS_TABLE, summary_lines
 
 TITLES = {
     "tables/quality.csv": "Image quality: FID and KID per setup",
@@ -91,6 +92,21 @@ def _table_sections(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> None
                       "each seed's value.", name)
 
 
+def _variants_section(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> None:
+    df = tables.get(VARIANTS_TABLE)
+    if df is None or not len(df):
+        return
+    sec = rep.section("variants", "Training objectives and learning rates against the plain "
+                      "GAN")
+    sec.p("Each setup trained differently (an auxiliary objective, or equal learning rates "
+          "instead of the two time-scale rule) set against the plain setup with the same last "
+          f"block, across seeds. A difference counts as larger than the seed spread when {RULE} "
+          "(the two mean ± sd ranges do not overlap).")
+    sec.items(summary_lines(df))
+    sec.table(df, "FID (lower = closer to the training photos) and each detector's AP on the "
+              "variant's fakes against the plain setup's.", VARIANTS_TABLE)
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in df.to_dict(orient="records")]
@@ -111,6 +127,7 @@ def write_seeds_report(run: RunFolder, cfg: Mapping[str, Any],
                      f"Run folder: {run.path}. Created {env.get('created', '?')}. Every number "
                      "below comes from a file in the run folder, named under its table.")
     _overview(rep, cfg, tables, results)
+    _variants_section(rep, tables)
     _table_sections(rep, tables)
     sec = rep.section("caveats", "Caveats")
     sec.items([

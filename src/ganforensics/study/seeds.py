@@ -30,6 +30,7 @@ from ganforensics.study.measure_stages import QUALITY_TABLE, SPECTRA_TABLE
 from ganforensics.study.pipeline import open_run, run_study
 from ganforensics.study.report_seeds import write_seeds_report
 from ganforensics.study.stages import Stage, StageResult
+from ganforensics.study.variants import VARIANTS_TABLE, variants_table
 
 AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     QUALITY_TABLE: (("setup",), ("fid", "ratio", "kid_mean")),
@@ -120,9 +121,11 @@ def claims_table(tables: Mapping[int, pd.DataFrame | None]) -> pd.DataFrame:
     return out
 
 
-def aggregate_run(path: Path, seeds: Sequence[int]) -> dict[str, pd.DataFrame]:
+def aggregate_run(path: Path, seeds: Sequence[int],
+                  cfg: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """The aggregate tables of a multi-seed run folder, by file name (tables no seed has are
-    left out)."""
+    left out); with `cfg`, also the training variants against their plain setups
+    (`variants.VARIANTS_TABLE`) when the config has any."""
     out = {}
     for name, (keys, metrics) in AGGREGATES.items():
         tables = {s: _read(path / seed_dir(s) / name) for s in seeds}
@@ -131,6 +134,10 @@ def aggregate_run(path: Path, seeds: Sequence[int]) -> dict[str, pd.DataFrame]:
     detection = {s: _read(path / seed_dir(s) / DETECTION_TABLE) for s in seeds}
     if any(t is not None for t in detection.values()):
         out[CLAIMS_TABLE] = claims_table(detection)
+    if cfg is not None:
+        variants = variants_table(cfg, out.get(QUALITY_TABLE), out.get(DETECTION_TABLE))
+        if variants is not None:
+            out[VARIANTS_TABLE] = variants
     return out
 
 
@@ -153,7 +160,7 @@ def run_seeds(
             _, res = run_study(seed_config(cfg, seed), run.path / seed_dir(seed),
                                stop_after=stop_after, stages=stages)
             results += [dataclasses.replace(r, name=f"{seed_dir(seed)}/{r.name}") for r in res]
-        tables = aggregate_run(run.path, seeds)
+        tables = aggregate_run(run.path, seeds, cfg)
         for name, df in tables.items():
             run.write_csv(name, df)
         report = write_seeds_report(run, cfg, tables, results)

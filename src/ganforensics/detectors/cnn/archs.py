@@ -100,6 +100,15 @@ def _tv(name: str) -> Callable[[], nn.Module]:
     return build
 
 
+def _residual(name: str, small: bool) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        from ganforensics.detectors.cnn import residual_nets
+
+        return getattr(residual_nets, f"{name}_net")(small=small)
+
+    return build
+
+
 def _timm(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import timm
@@ -131,6 +140,22 @@ ARCHS: dict[str, ArchSpec] = {
                  "timm efficientnet_b0", "EfficientNet-B0"),
         ArchSpec("small", SmallCNN, 64, "features.relu4", "fc", "ganforensics SmallCNN",
                  "4 Conv-BN-ReLU blocks + global pool, for 32-64 px; trains in minutes on CPU"),
+        # up-sampling-aware residual nets on a truncated ResNet-50 (residual_nets.py)
+        ArchSpec("npr", _residual("npr", False), 224, "layer2", "fc", "ganforensics NPR",
+                 "NPR (Tan et al. 2024): nearest down-up residual x 2/3, ResNet-50 layer1-2"),
+        ArchSpec("npr_small", _residual("npr", True), 64, "layer2", "fc",
+                 "ganforensics NPR (small)", "NPR without the stem max-pool, for 32-64 px"),
+        ArchSpec("ferretnet", _residual("ferretnet", False), 224, "layer2", "fc",
+                 "ganforensics median residual", "FerretNet-style zero-masked 3x3 median "
+                 "residual (Liang et al. 2025) on the NPR trunk"),
+        ArchSpec("ferretnet_small", _residual("ferretnet", True), 64, "layer2", "fc",
+                 "ganforensics median residual (small)",
+                 "ferretnet without the stem max-pool, for 32-64 px"),
+        ArchSpec("safe", _residual("safe", False), 224, "layer2", "fc",
+                 "ganforensics Haar HH", "SAFE-style Haar-DWT HH band (Li et al. 2025) on the "
+                 "NPR trunk"),
+        ArchSpec("safe_small", _residual("safe", True), 64, "layer2", "fc",
+                 "ganforensics Haar HH (small)", "safe without the stem max-pool, for 32-64 px"),
     )
 }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ganforensics.data import perturb
-from ganforensics.detectors.cnn.model import center_crop_box
+from ganforensics.detectors.cnn.model import center_crop_box, resize_shorter
 from ganforensics.detectors.cnn.recipes import Recipe
 from ganforensics.seeding import rng_for
 
@@ -31,7 +31,10 @@ def crop(img: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndar
 def augment_train(
     img: np.ndarray, rng: np.random.Generator, recipe: Recipe, size: int, color_robust: bool
 ) -> np.ndarray:
-    """One training view: blur / JPEG (prob p each), crop, flip, optional grayscale."""
+    """One training view: [resize], blur / JPEG (prob p each), crop, flip, optional
+    grayscale."""
+    if recipe.resize:
+        img = resize_shorter(img, recipe.resize)
     if recipe.aug_prob > 0:
         if rng.random() < recipe.aug_prob:
             img = perturb.blur(img, float(rng.uniform(*recipe.blur_sigma)))
@@ -48,6 +51,8 @@ def augment_train(
 
 def augment_val(img: np.ndarray, index: int, recipe: Recipe, size: int, seed: int) -> np.ndarray:
     """The deterministic validation view of image `index` (same every epoch)."""
+    if recipe.resize:
+        img = resize_shorter(img, recipe.resize)
     if recipe.aug_prob > 0:
         rng = rng_for(seed, "val-augment", index)
         if rng.random() < recipe.aug_prob:

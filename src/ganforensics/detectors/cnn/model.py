@@ -41,6 +41,26 @@ def center_crop_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
     return top, left, th, tw
 
 
+def resized_shape(h: int, w: int, shorter: int) -> tuple[int, int]:
+    """(height, width) with the shorter side `shorter` and the aspect kept (torchvision's
+    `Resize(int)` rounding: the longer side is truncated)."""
+    if h <= w:
+        return shorter, int(shorter * w / h)
+    return int(shorter * h / w), shorter
+
+
+def resize_shorter(img: np.ndarray, shorter: int) -> np.ndarray:
+    """An RGB uint8 image resized (PIL bilinear) so its shorter side is `shorter`."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    nh, nw = resized_shape(h, w, shorter)
+    if (nh, nw) == (h, w):
+        return img
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((nw, nh),
+                                                                       Image.BILINEAR))
+
+
 class CNNDetector:
     """A CNN detector (kind "cnn") implementing the `Detector` protocol.
 
@@ -64,6 +84,7 @@ class CNNDetector:
         meta: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
         batch_size: int = 32,
+        resize: int | None = None,
     ) -> None:
         spec = get_spec(arch)
         if crop not in CROP_POLICIES:
@@ -71,6 +92,7 @@ class CNNDetector:
         self.arch = arch
         self.input_size = int(input_size or spec.input_size)
         self.crop = crop
+        self.resize = int(resize) if resize else None
         self.norm_mean = tuple(float(v) for v in norm_mean)
         self.norm_std = tuple(float(v) for v in norm_std)
         self.feature_layer = feature_layer or spec.feature_layer
@@ -87,7 +109,9 @@ class CNNDetector:
         """The preprocessing as recorded in model.json."""
         return {
             "input_size": self.input_size,
-            "resize": None,
+            "resize": self.resize,
+            "resize_note": None if self.resize is None else "shorter side to resize "
+            "(PIL bilinear) before the crop",
             "crop": self.crop,
             "crop_note": "centre crop of input_size when the image is larger (torchvision "
             "rounding), else whole image" if self.crop == "center" else "whole image",
@@ -113,6 +137,8 @@ class CNNDetector:
             raise InputError(
                 f"expected an RGB uint8 image (H, W, 3), got {img.dtype} {tuple(img.shape)}"
             )
+        if self.resize is not None:
+            img = resize_shorter(img, self.resize)
         if self.crop == "center":
             t, left, h, w = center_crop_box(img.shape[0], img.shape[1], self.input_size)
             img = img[t : t + h, left : left + w]
@@ -139,6 +165,8 @@ class CNNDetector:
         return normalised_tensor(stack, self.norm_mean, self.norm_std, device)
 
     def _size_after_crop(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if self.resize is not None:
+            shape = resized_shape(shape[0], shape[1], self.resize)
         if self.crop == "center":
             return center_crop_box(shape[0], shape[1], self.input_size)[2:]
         return shape
@@ -263,6 +291,7 @@ def load_cnn_detector(
         str(arch),
         input_size=pre.get("input_size"),
         crop=pre.get("crop", "center"),
+        resize=pre.get("resize"),
         norm_mean=pre.get("norm_mean", IMAGENET_MEAN),
         norm_std=pre.get("norm_std", IMAGENET_STD),
         feature_layer=meta.get("feature_layer"),

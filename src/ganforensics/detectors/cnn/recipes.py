@@ -6,6 +6,12 @@ augmentation with prob p = 0.5, head init N(0, 0.02), early stopping on validati
 khan2019 (Khan 2019): SGD momentum 0.9; body lr 1e-3 with L2 1e-3, last layer lr 5e-5 with
 L2 1e-5 (L2 as a loss term lambda * ||w||^2, i.e. SGD weight decay 2 * lambda); centre crop;
 early stopping on validation loss (patience 5).
+npr (Tan et al. 2024): BCE, Adam lr 2e-4 betas (0.9, 0.999), batch 32, lr x 0.9 every 10
+epochs, no blur / JPEG; training views: resize (shorter side 256, bilinear) -> random crop 224
+-> horizontal flip -> ImageNet normalisation; test: resize 256, no crop. No early stopping
+(the weights with the best validation accuracy are kept). `npr_native` is the same without the
+resize, for the 32 / 64 px patches and the `*_small` archs (random crop of the arch's input
+size capped by the image, i.e. the whole patch).
 """
 
 from __future__ import annotations
@@ -49,6 +55,13 @@ class Recipe:
     min_lr: float = 1e-6
     val_fraction: float = 0.3
     max_epochs: int = 100
+    early_stopping: bool = True
+    """False: train `max_epochs`, keeping the best validation weights (patience unused)."""
+    lr_step_epochs: int = 0
+    """Step schedule: lr x `lr_step_gamma` after every `lr_step_epochs` epochs (0 = none)."""
+    lr_step_gamma: float = 1.0
+    resize: int | None = None
+    """Shorter side resized to this (bilinear) before cropping, in training and at test."""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -60,6 +73,15 @@ RECIPES: dict[str, Recipe] = {
         "khan2019", "sgd", 1e-3, momentum=0.9, l2_body=1e-3, head_lr=5e-5, l2_head=1e-5,
         batch_size=64, aug_prob=0.0, random_crop=False, monitor="val_loss", patience=5,
         min_delta=0.0, lr_drop=False,
+    ),
+    "npr": Recipe(
+        "npr", "adam", 2e-4, betas=(0.9, 0.999), batch_size=32, aug_prob=0.0, monitor="val_acc",
+        lr_drop=False, early_stopping=False, lr_step_epochs=10, lr_step_gamma=0.9, resize=256,
+    ),
+    "npr_native": Recipe(
+        "npr_native", "adam", 2e-4, betas=(0.9, 0.999), batch_size=32, aug_prob=0.0,
+        monitor="val_acc", lr_drop=False, early_stopping=False, lr_step_epochs=10,
+        lr_step_gamma=0.9,
     ),
 }
 

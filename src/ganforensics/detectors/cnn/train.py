@@ -118,6 +118,8 @@ def _training_data(
             hint = "" if val_note == "given" or name == "training" else "; pass --val MANIFEST"
             raise InputError(f"{name} data must hold both real (0) and fake (1) images{hint}")
     min_side = min(min(im.shape[:2]) for im in train_set.images + val_set.images)
+    if rec.resize:  # every view is resized first (shorter side = rec.resize)
+        min_side = int(rec.resize)
     crop = min(int(crop_size or input_size), min_side)
     return TrainingData(train_set, val_set, val_note, n_skipped, crop)
 
@@ -287,7 +289,7 @@ def _early_stopping(
         state["best_score"], state["counter"], state["best_epoch"] = score, 0, epoch
     else:
         state["counter"] += 1
-    if state["counter"] >= rec.patience:
+    if rec.early_stopping and state["counter"] >= rec.patience:
         lr_now = opt.param_groups[0]["lr"]
         if rec.lr_drop and lr_now / 10 >= rec.min_lr * (1 - 1e-9):
             for g in opt.param_groups:
@@ -328,6 +330,9 @@ def _fit(
                 if _early_stopping(state, rec, score, epoch, opt):
                     best_model = {k: v.detach().cpu().clone()
                                   for k, v in bare.state_dict().items()}
+                if rec.lr_step_epochs and epoch % rec.lr_step_epochs == 0:  # step schedule
+                    for g in opt.param_groups:
+                        g["lr"] *= rec.lr_step_gamma
                 state["epoch"] = epoch
                 if ckpt_path is not None:
                     _save_checkpoint(ckpt_path, {
@@ -355,17 +360,18 @@ def _calibrated_detector(
     model.load_state_dict(best_model)
     model.eval()
     head = setup.head
+    resize = setup.rec.resize  # test views: resized, then whole (no crop)
+    view = dict(input_size=data.crop, crop="none" if resize else "center", resize=resize,
+                device=setup.device)
     v_logits = _val_logits(model, val_views, max(setup.rec.batch_size, 64), setup.device, head)
     if head.classes is None:
-        det = CNNDetector(model, setup.arch, input_size=data.crop, crop="center",
-                          device=setup.device)
+        det = CNNDetector(model, setup.arch, **view)
         val_probs = sigmoid(v_logits)
     else:
         assert data.val_y is not None
         scale, bias = fit_class_calibration(v_logits, data.val_y)
         det = AttributionDetector(model, setup.arch, classes=head.classes, scale=scale,
-                                  bias=bias, input_size=data.crop, crop="center",
-                                  device=setup.device)
+                                  bias=bias, **view)
         det.set_calibration(scale, bias, "validation split")
         val_probs = 1.0 - softmax_np(v_logits * scale + bias)[:, 0]  # P(fake) = 1 - P(real)
     det.threshold = calibrate_threshold(val_probs, data.val.labels)
@@ -561,6 +567,7 @@ def _shared_detector(ctx: Dist, det: CNNDetector | None, arch: str, device: torc
         return det
     payload = distributed.broadcast(ctx, None if det is None else (
         det.model.state_dict(), dict(input_size=det.input_size, crop=det.crop,
+                                     resize=det.resize,
                                      norm_mean=det.norm_mean, norm_std=det.norm_std,
                                      feature_layer=det.feature_layer,
                                      threshold=det.threshold, meta=det.meta)))
