@@ -11,6 +11,12 @@ ResNet-50 (CNNDetection format, random weights).
 
 Prints each timing (wall and process CPU seconds), the speed-ups over the naive loop and the
 largest logit difference to it (float32 everywhere).
+
+    python bench/predict.py --threads 1 --models models/teacher models/student --inputs test.csv
+
+times `predict` of saved detectors on the same files instead (e.g. a distilled student against
+its teacher): per model images/s and the ratio to the first, the models taking turns
+`--repeats` times (best of the repeats) so load changes hit each alike.
 """
 
 from __future__ import annotations
@@ -114,10 +120,38 @@ def ours_onnx(folder: Path, paths: list[str], batch_size: int, workers: int):
     return table["logit"].to_numpy()
 
 
-def timed(fn, *args):
+def compare_models(models: list[str], inputs: list[str], batch_size: int, workers: int,
+                   repeats: int) -> int:
+    """`predict` throughput of saved detectors on the same decoded-once files, in turns."""
+    from ganforensics.detectors import load_detector
+    from ganforensics.evaluate.predict import input_paths, predict_paths
+
+    paths, errs = input_paths(inputs)
+    paths = [p for p, e in zip(paths, errs, strict=True) if not e]
+    dets = [load_detector(m) for m in models]
+    for det in dets:  # warm-up
+        predict_paths(det, paths[:batch_size], batch_size=batch_size, workers=workers,
+                      progress=False)
+    best = [float("inf")] * len(dets)
+    cpu = [0.0] * len(dets)
+    for _ in range(repeats):
+        for i, det in enumerate(dets):
+            _, wall, c = timed(predict_paths, det, paths, batch_size=batch_size,
+                               workers=workers, progress=False)
+            if wall < best[i]:
+                best[i], cpu[i] = wall, c
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {len(paths)} images, "
+          f"batch {batch_size}, {workers} decode threads, best of {repeats}")
+    for m, det, w, c in zip(models, dets, best, cpu, strict=True):
+        print(f"{m} ({det.arch}): {w:8.2f} s ({len(paths) / w:8.1f} img/s) {c:7.1f} CPU s  "
+              f"speed-up vs first {best[0] / w:.2f}x")
+    return 0
+
+
+def timed(fn, *args, **kwargs):
     """(result, wall seconds, process CPU seconds) of fn(*args)."""
     w, c = time.perf_counter(), time.process_time()
-    out = fn(*args)
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - w, time.process_time() - c
 
 
@@ -130,10 +164,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=2021)
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="saved detector folders to compare (with --inputs)")
+    ap.add_argument("--inputs", nargs="+", default=None, help="images, folders or manifests")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     os.environ.setdefault("GANFORENSICS_PROGRESS", "0")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.models:
+        if not args.inputs:
+            ap.error("--models needs --inputs")
+        return compare_models(args.models, args.inputs, args.batch_size, args.workers,
+                              args.repeats)
     # float32 on both sides: no TF32 on GPUs
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

@@ -22,6 +22,7 @@ from ganforensics.detectors.cnn import (
     load_cnndetection_checkpoint,
     train_cnn_detector,
 )
+from ganforensics.detectors.cnn.heads import DEFAULT_TASK
 from ganforensics.detectors.doping import DEFAULT_EDGE_QUANTILE, METHODS
 from ganforensics.detectors.loading import BACKENDS
 from ganforensics.detectors.one_class import (
@@ -107,6 +108,10 @@ def train_cmd(
                                 help="Continue an interrupted run with the same config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the model summary as JSON."),
+    task: str = typer.Option(DEFAULT_TASK, "--task", help="CNN: detect (one logit, P(fake)) "
+                             "or attribute (real + each fake `generator`; docs/detectors.md)."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", min=0.0, max=0.99,
+                                          help="CNN: label smoothing alpha (e.g. 0.1)."),
 ) -> None:
     """Train a detector on a manifest and save it (model.safetensors/.npz + model.json).
 
@@ -128,6 +133,7 @@ def train_cmd(
         "--batch-size": batch_size is not None, "--aug-prob": aug_prob is not None,
         "--crop-size": crop_size is not None, "--weights": weights is not None,
         "--device": device != "cpu", "--classifier": classifier is not None,
+        "--task": task != DEFAULT_TASK, "--label-smoothing": bool(label_smoothing),
         "--features": features is not None, "--model": oc_model is not None,
         "--embedding-model": embedding_model is not None, "--doping": doping > 0,
     })
@@ -137,7 +143,7 @@ def train_cmd(
             arch or DEFAULT_ARCH, recipe or DEFAULT_RECIPE, train, val, out_dir,
             color_robust=color_robust, seed=seed, epochs=epochs, batch_size=batch_size,
             device=device, aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume,
-            force=force,
+            force=force, task=task, label_smoothing=label_smoothing,
         )
     elif kind == ONE_CLASS:
         if out_dir.exists() and any(out_dir.iterdir()) and not force:

@@ -6,6 +6,7 @@ import typer
 
 from ganforensics import __version__
 from ganforensics.cli import (  # noqa: F401  (each module registers its commands)
+    attribution_cmds,
     data_cmds,
     detector_cmds,
     explain_cmds,

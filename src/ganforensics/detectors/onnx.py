@@ -102,6 +102,9 @@ def to_onnx(det: Any) -> OnnxCNNDetector:
             f"{det.kind} detectors have no ONNX export (NumPy FFT features and a scikit-learn "
             "classifier, not a network); use --backend torch"
         )
+    if getattr(det, "classes", None):
+        raise UnsupportedModelError(
+            "attribution models (several logits) have no ONNX export yet; use --backend torch")
     net = det.model.eval().to("cpu")
     size = det.input_size
     example = torch.zeros(1, 3, size, size)

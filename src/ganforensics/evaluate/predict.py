@@ -18,6 +18,7 @@ from ganforensics.console import make_progress
 from ganforensics.data.importers import collect_inputs
 from ganforensics.data.manifest import error_mask
 from ganforensics.detectors.base import Detector, sigmoid
+from ganforensics.detectors.cnn.attribution import softmax_np
 from ganforensics.io.loading import DEFAULT_WORKERS, iter_decoded
 
 PREDICT_COLUMNS = ("path", "prob_fake", "logit", "decision", "error")
@@ -37,6 +38,8 @@ def predict_paths(
 ) -> pd.DataFrame:
     """One row per path (`PREDICT_COLUMNS`): path, prob_fake, logit, decision ("fake"/"real"
     at `threshold`, default the detector's calibrated one), error (empty when scored).
+    An attribution detector (with `classes`) adds `top_class` and `p_<class>` per class
+    (calibrated probabilities; prob_fake = 1 - p_real).
 
     `errors` may carry known errors per path (e.g. from a manifest); those files are skipped.
     """
@@ -50,13 +53,21 @@ def predict_paths(
     logits = np.full(n, np.nan)
     errs: list[str | None] = list(errors) if errors is not None else [None] * n
     todo = [i for i in range(n) if not errs[i]]
+    classes = tuple(getattr(detector, "classes", ()) or ())
+    class_probs = np.full((n, len(classes)), np.nan)
     with make_progress() as prog:
         task = prog.add_task("predict", total=len(todo), info="", visible=progress)
         buf_i: list[int] = []
         buf_im: list[np.ndarray] = []
 
         def flush() -> None:
-            logits[buf_i] = detector.logits(buf_im)
+            if classes:  # one forward pass for both the classes and the binary logit
+                zc = detector.class_logits(buf_im)  # type: ignore[attr-defined]
+                p = softmax_np(zc)
+                class_probs[buf_i] = p
+                logits[buf_i] = np.logaddexp.reduce(zc[:, 1:], axis=1) - zc[:, 0]
+            else:
+                logits[buf_i] = detector.logits(buf_im)
             prog.advance(task, len(buf_i))
             buf_i.clear()
             buf_im.clear()
@@ -79,7 +90,13 @@ def predict_paths(
     probs[ok] = sigmoid(logits[ok])
     decision = np.where(ok, np.where(probs >= thr, "fake", "real"), "")
     columns = (paths, probs, logits, decision, [e or "" for e in errs])
-    return pd.DataFrame(dict(zip(PREDICT_COLUMNS, columns, strict=True)))
+    table = pd.DataFrame(dict(zip(PREDICT_COLUMNS, columns, strict=True)))
+    if classes:
+        top = np.argmax(np.nan_to_num(class_probs, nan=-1.0), axis=1)
+        table.insert(4, "top_class", np.where(ok, np.array(classes, dtype=object)[top], ""))
+        for j, c in enumerate(classes):
+            table.insert(5 + j, f"p_{c}", class_probs[:, j])
+    return table
 
 
 def known_errors(rows: pd.DataFrame) -> list[str | None]:

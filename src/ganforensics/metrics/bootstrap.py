@@ -31,9 +31,10 @@ def interval_columns() -> list[str]:
 def resample_counts(
     labels: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """(resamples, N) counts of each image in each stratified resample."""
+    """(resamples, N) counts of each image in each resample stratified by label (any integer
+    classes; for 0/1 labels the draws are the same as before multi-class support)."""
     counts = np.zeros((resamples, len(labels)), dtype=np.float64)
-    for cls in (0, 1):
+    for cls in np.unique(labels).tolist():
         idx = np.flatnonzero(labels == cls)
         if len(idx):
             counts[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1.0 / len(idx)),

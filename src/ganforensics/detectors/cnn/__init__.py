@@ -1,5 +1,6 @@
 """CNN detectors: backbone registry, training recipes (wang2020, khan2019, colour-robust),
-CNNDetection checkpoint import, and the `CNNDetector` used by predict / evaluate / explain."""
+CNNDetection checkpoint import, the `CNNDetector` used by predict / evaluate / explain, the
+attribution head (`AttributionDetector`) and distillation (`distill_cnn_detector`)."""
 
 from ganforensics.detectors.cnn.archs import (
     ARCHS,
@@ -11,10 +12,12 @@ from ganforensics.detectors.cnn.archs import (
     build_model,
     normalised_tensor,
 )
+from ganforensics.detectors.cnn.attribution import AttributionDetector
 from ganforensics.detectors.cnn.checkpoint import (
     cnndetection_state_dict,
     load_cnndetection_checkpoint,
 )
+from ganforensics.detectors.cnn.distill import distill_cnn_detector
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
 from ganforensics.detectors.cnn.recipes import DEFAULT_RECIPE, RECIPES, Recipe, get_recipe
 from ganforensics.detectors.cnn.train import train_cnn_detector
@@ -22,6 +25,7 @@ from ganforensics.detectors.cnn.weights import read_state_dict, safe_torch_load
 
 __all__ = [
     "ARCHS",
+    "AttributionDetector",
     "ArchSpec",
     "DEFAULT_ARCH",
     "DEFAULT_RECIPE",
@@ -33,6 +37,7 @@ __all__ = [
     "SmallCNN",
     "build_model",
     "cnndetection_state_dict",
+    "distill_cnn_detector",
     "get_recipe",
     "load_cnn_detector",
     "load_cnndetection_checkpoint",

@@ -171,7 +171,7 @@ def get_spec(arch: str) -> ArchSpec:
 
 
 def head_module(model: nn.Module, arch: str) -> nn.Linear:
-    """The final one-logit linear layer."""
+    """The final linear layer (one logit, or one per class)."""
     mod = model.get_submodule(get_spec(arch).head)
     if isinstance(mod, nn.Sequential):  # e.g. Dropout + Linear
         mod = [m for m in mod if isinstance(m, nn.Linear)][-1]
@@ -187,11 +187,28 @@ def init_head_wang2020(model: nn.Module, arch: str, std: float = 0.02) -> None:
         nn.init.zeros_(fc.bias)
 
 
-def build_model(arch: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Build `arch` with a one-logit head, random init (no download), optionally loading
-    `weights` (a state dict whose names match the model; strict)."""
+def set_head_outputs(model: nn.Module, arch: str, n_outputs: int) -> None:
+    """Replace the final linear layer by a fresh one with `n_outputs` outputs (same inputs)."""
+    name = get_spec(arch).head
+    mod = model.get_submodule(name)
+    if isinstance(mod, nn.Sequential):  # e.g. Dropout + Linear
+        parent, key = mod, str([i for i, m in enumerate(mod) if isinstance(m, nn.Linear)][-1])
+    else:
+        owner, _, key = name.rpartition(".")
+        parent = model.get_submodule(owner) if owner else model
+    old = head_module(model, arch)
+    setattr(parent, key, nn.Linear(old.in_features, n_outputs, bias=old.bias is not None))
+
+
+def build_model(
+    arch: str, weights: str | os.PathLike[str] | None = None, n_outputs: int = 1
+) -> nn.Module:
+    """Build `arch` with a one-logit head (or `n_outputs` logits), random init (no download),
+    optionally loading `weights` (a state dict whose names match the model; strict)."""
     spec = get_spec(arch)
     model = spec.build()
+    if n_outputs != 1:
+        set_head_outputs(model, arch, n_outputs)
     if weights is not None:
         state = read_state_dict(weights)
         try:

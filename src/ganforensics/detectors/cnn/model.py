@@ -178,12 +178,19 @@ class CNNDetector:
         On CPU the batch runs in chunks of at most `CPU_CHUNK_PIXELS` pixels, so activations
         stay in cache (ResNet-50 at 256 px: 4 images a chunk, about 1.4x the throughput of 32).
         """
+        return self.network_outputs(x).reshape(-1)
+
+    @torch.inference_mode()
+    def network_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's raw outputs (N, n_outputs) for a preprocessed batch, in CPU chunks
+        (see `forward_tensor`)."""
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         step = len(x)
         if self.device.type == "cpu" and len(x):
             step = max(1, CPU_CHUNK_PIXELS // (x.shape[2] * x.shape[3]))
-        outs = [self.model(x[s : s + step]).reshape(-1) for s in range(0, len(x), step)]
-        return (torch.cat(outs) if outs else x.new_zeros(0)).float()
+        outs = [self.model(x[s : s + step]).reshape(len(x[s : s + step]), -1)
+                for s in range(0, len(x), step)]
+        return (torch.cat(outs) if outs else x.new_zeros((0, 1))).float()
 
     def fused(self) -> CNNDetector:
         """A copy for inference only, with each BatchNorm folded into the conv before it.
@@ -204,8 +211,15 @@ class CNNDetector:
 
     def logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Logits (float64, (N,)) for RGB uint8 images; batches same-size images together."""
+        return self.map_batches(images, self.forward_tensor, ())
+
+    def map_batches(
+        self, images: Sequence[np.ndarray], fn: Any, width: tuple[int, ...]
+    ) -> np.ndarray:
+        """`fn` (preprocessed batch -> tensor of shape (n, *width)) over same-size batches of
+        RGB uint8 images; float64 (N, *width) in input order."""
         images = list(images)
-        out = np.zeros(len(images), dtype=np.float64)
+        out = np.zeros((len(images), *width), dtype=np.float64)
         was_training = self.model.training
         self.model.eval()
         self.model.to(memory_format=torch.channels_last)
@@ -213,7 +227,7 @@ class CNNDetector:
             for idx in shape_batches(images, self.batch_size, key=self._size_after_crop):
                 crops = [self._crop(np.asarray(images[i])) for i in idx]
                 x = self._normalise(np.stack(crops), self.device)
-                out[idx] = self.forward_tensor(x).cpu().double().numpy()
+                out[idx] = fn(x).cpu().double().numpy()
         finally:
             self.model.train(was_training)
         return out
@@ -264,9 +278,15 @@ def load_cnn_detector(
     if not weights.is_file():
         raise InputError(f"{folder}: model.safetensors missing")
     arch = meta.get("arch")
-    model = build_model(str(arch), weights)
+    classes = meta.get("classes")
+    model = build_model(str(arch), weights, n_outputs=len(classes) if classes else 1)
     pre = meta.get("preprocessing", {})
-    return CNNDetector(
+    cls: type[CNNDetector] = CNNDetector
+    if classes:  # an attribution head (real + generators)
+        from ganforensics.detectors.cnn.attribution import AttributionDetector
+
+        cls = AttributionDetector
+    return cls(
         model,
         str(arch),
         input_size=pre.get("input_size"),

@@ -33,6 +33,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -51,12 +52,18 @@ from ganforensics.detectors.cnn.archs import (
     init_head_wang2020,
     normalised_tensor,
 )
+from ganforensics.detectors.cnn.attribution import (
+    AttributionDetector,
+    fit_class_calibration,
+    softmax_np,
+)
 from ganforensics.detectors.cnn.augment import augment_train, augment_val
 from ganforensics.detectors.cnn.data import ImageSet, as_image_set, split_train_val
+from ganforensics.detectors.cnn.heads import DEFAULT_TASK, TASKS, Head, make_head
 from ganforensics.detectors.cnn.model import CNNDetector, load_cnn_detector
 from ganforensics.detectors.cnn.recipes import Recipe, get_recipe, make_optimizer
 from ganforensics.distributed import Dist
-from ganforensics.errors import InputError
+from ganforensics.errors import ConfigError, InputError
 from ganforensics.io.atomic import atomic_path
 from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.detection import detection_metrics
@@ -64,6 +71,8 @@ from ganforensics.metrics.threshold import calibrate_threshold
 from ganforensics.seeding import DEFAULT_SEED, derive_seed, rng_for, seed_everything
 
 StateDict = dict[str, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""(input batch, head outputs, targets) -> loss per image (e.g. distillation's)."""
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -77,6 +86,15 @@ class TrainingData:
     """How the validation set came about: "given" or the hold-out rule."""
     n_skipped: int
     crop: int
+    train_y: np.ndarray | None = None
+    """Training targets of the head (labels, or class indices for attribution)."""
+    val_y: np.ndarray | None = None
+
+    def with_targets(self, head: Head) -> TrainingData:
+        """This data with the targets of `head`."""
+        return dataclasses.replace(
+            self, train_y=head.targets(self.train.labels, self.train.generators, "training data"),
+            val_y=head.targets(self.val.labels, self.val.generators, "validation data"))
 
 
 def _training_data(
@@ -121,10 +139,16 @@ class LoopState(TypedDict):
 
 def _run_config(
     arch: str, rec: Recipe, data: TrainingData, color_robust: bool, seed: int,
-    weights: str | os.PathLike[str] | None,
+    weights: str | os.PathLike[str] | None, head: Head | None = None,
 ) -> dict[str, Any]:
-    """What identifies a run in its folder's config.yaml."""
-    return {
+    """What identifies a run in its folder's config.yaml (the head only when not the plain
+    binary one, so older binary runs still resume)."""
+    extra: dict[str, Any] = {}
+    if head is not None and head.classes is not None:
+        extra["task"], extra["classes"] = head.task, list(head.classes)
+    if head is not None and head.label_smoothing:
+        extra["label_smoothing"] = head.label_smoothing
+    return {**extra,
         "arch": arch, "recipe": rec.name,
         # max_epochs left out so a finished or interrupted run can be extended
         "recipe_params": {k: v for k, v in dataclasses.asdict(rec).items() if k != "max_epochs"},
@@ -178,19 +202,17 @@ def _to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
 
 @torch.no_grad()
 def _val_logits(
-    model: nn.Module, views: list[np.ndarray], bs: int, device: torch.device
+    model: nn.Module, views: list[np.ndarray], bs: int, device: torch.device,
+    head: Head = Head(),  # noqa: B008 - frozen dataclass
 ) -> np.ndarray:
+    """The head's outputs, (N,) or (N, C), on the validation views."""
     model.eval()
     out = []
     for s in range(0, len(views), bs):
-        out.append(model(_to_tensor(views[s : s + bs]).to(device)).reshape(-1).cpu())
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
-
-
-def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
-    z = torch.from_numpy(logits)
-    return float(nn.functional.binary_cross_entropy_with_logits(
-        z, torch.from_numpy(labels.astype(np.float64))))
+        out.append(head.outputs(model(_to_tensor(views[s : s + bs]).to(device))).cpu())
+    if not out:
+        return np.zeros((0,) if head.classes is None else (0, head.n_outputs))
+    return torch.cat(out).double().numpy()
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,9 @@ class _Setup:
     device: torch.device
     progress: bool
     ctx: Dist = distributed.SINGLE
+    head: Head = Head()
+    loss: LossFn | None = None
+    """Replaces the head's supervised loss when set (distillation)."""
 
 
 def _train_epoch(
@@ -217,8 +242,9 @@ def _train_epoch(
     torch.manual_seed(derive_seed(setup.seed, "torch-epoch", epoch, *(
         [ctx.rank] if ctx.enabled else [])))
     order = rng.permutation(n)
-    labels_t = torch.from_numpy(data.train.labels.astype(np.float32))
-    loss_fn = nn.BCEWithLogitsLoss(reduction="sum" if ctx.enabled else "mean")
+    assert data.train_y is not None
+    targets_t = torch.from_numpy(data.train_y)
+    head = setup.head
     model.train()
     losses = []
     for s in range(0, n, rec.batch_size):
@@ -229,9 +255,11 @@ def _train_epoch(
         views = [augment_train(data.train.images[i], rng_for(setup.seed, "augment", epoch, int(i)),
                                rec, data.crop, setup.color_robust) for i in mine]
         x = _to_tensor(views).to(dev)
-        y = labels_t[mine].to(dev)
+        y = targets_t[mine].to(dev)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x).reshape(-1), y)
+        z = head.outputs(model(x))
+        per_image = head.loss(z, y) if setup.loss is None else setup.loss(x, z, y)
+        loss = per_image.sum() if ctx.enabled else per_image.mean()
         if ctx.enabled:  # DDP averages over processes: sum / global batch * processes
             loss = loss * (ctx.world / len(idx))
         loss.backward()
@@ -242,11 +270,11 @@ def _train_epoch(
 
 
 # ---- early stopping -------------------------------------------------------------------------
-def _val_scores(val_logits: np.ndarray, labels: np.ndarray, monitor: str
+def _val_scores(val_logits: np.ndarray, targets: np.ndarray, monitor: str,
+                head: Head = Head(),  # noqa: B008 - frozen dataclass
                 ) -> tuple[float, float, float]:
-    """(accuracy, BCE loss, the monitored score: higher is better)."""
-    acc = float(((val_logits >= 0) == (labels == 1)).mean())
-    loss = _bce(val_logits, labels)
+    """(accuracy, unsmoothed BCE / CE loss, the monitored score: higher is better)."""
+    acc, loss = head.val_scores(val_logits, targets)
     return acc, loss, (acc if monitor == "val_acc" else -loss)
 
 
@@ -291,8 +319,10 @@ def _fit(
             epoch = state["epoch"] + 1
             train_loss = _train_epoch(model, opt, data, setup, epoch)
             if ctx.main:
-                v_logits = _val_logits(bare, val_views, max(rec.batch_size, 64), setup.device)
-                acc, vloss, score = _val_scores(v_logits, data.val.labels, rec.monitor)
+                v_logits = _val_logits(bare, val_views, max(rec.batch_size, 64), setup.device,
+                                       setup.head)
+                assert data.val_y is not None
+                acc, vloss, score = _val_scores(v_logits, data.val_y, rec.monitor, setup.head)
                 lr_now = opt.param_groups[0]["lr"]
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": vloss,
                        "val_acc": acc, "lr": lr_now}
@@ -325,15 +355,25 @@ def _calibrated_detector(
     model: nn.Module, best_model: StateDict, data: TrainingData, setup: _Setup,
     val_views: list[np.ndarray],
 ) -> tuple[CNNDetector, np.ndarray]:
-    """The detector with the best weights and its threshold from the validation split only;
-    also the validation P(fake)."""
+    """The detector with the best weights and its threshold (and, for attribution, its class
+    calibration) from the validation split only; also the validation P(fake)."""
     model.load_state_dict(best_model)
     model.eval()
+    head = setup.head
     resize = setup.rec.resize  # test views: resized, then whole (no crop)
-    det = CNNDetector(model, setup.arch, input_size=data.crop,
-                      crop="none" if resize else "center", resize=resize, device=setup.device)
-    val_probs = sigmoid(_val_logits(model, val_views, max(setup.rec.batch_size, 64),
-                                    setup.device))
+    view = dict(input_size=data.crop, crop="none" if resize else "center", resize=resize,
+                device=setup.device)
+    v_logits = _val_logits(model, val_views, max(setup.rec.batch_size, 64), setup.device, head)
+    if head.classes is None:
+        det = CNNDetector(model, setup.arch, **view)
+        val_probs = sigmoid(v_logits)
+    else:
+        assert data.val_y is not None
+        scale, bias = fit_class_calibration(v_logits, data.val_y)
+        det = AttributionDetector(model, setup.arch, classes=head.classes, scale=scale,
+                                  bias=bias, **view)
+        det.set_calibration(scale, bias, "validation split")
+        val_probs = 1.0 - softmax_np(v_logits * scale + bias)[:, 0]  # P(fake) = 1 - P(real)
     det.threshold = calibrate_threshold(val_probs, data.val.labels)
     return det, val_probs
 
@@ -357,6 +397,8 @@ def _record(
         metrics={"val": detection_metrics(data.val.labels, val_probs, det.threshold)},
         train_seconds=round(seconds, 2), train_skipped=data.n_skipped,
     )
+    if setup.head.label_smoothing:
+        det.meta["label_smoothing"] = setup.head.label_smoothing
     det._refresh_meta()
 
 
@@ -367,6 +409,36 @@ def _save_run(run: RunFolder, det: CNNDetector, state: LoopState) -> None:
 
 
 # ---- main entry -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainOptions:
+    """The run options shared by `train_cnn_detector` and `distill_cnn_detector`."""
+
+    color_robust: bool = False
+    seed: int = DEFAULT_SEED
+    epochs: int | None = None
+    batch_size: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+    aug_prob: float | None = None
+    crop_size: int | None = None
+    weights: str | os.PathLike[str] | None = None
+    resume: bool = True
+    force: bool = False
+    workers: int = 2
+    sync_bn: bool | None = None
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a training run optimises besides the recipe: the head (built from the decoded
+    data), an optional replacement loss, and what it adds to config.yaml and model.json."""
+
+    head_for: Callable[[TrainingData], Head]
+    loss: Callable[[torch.device], LossFn] | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 def train_cnn_detector(
     arch: str,
     recipe: str | Recipe,
@@ -387,6 +459,8 @@ def train_cnn_detector(
     force: bool = False,
     workers: int = 2,
     sync_bn: bool | None = None,
+    task: str = DEFAULT_TASK,
+    label_smoothing: float = 0.0,
 ) -> CNNDetector:
     """Train a CNN detector with a B5 recipe and save it (safetensors + JSON) in `out_dir`.
 
@@ -397,38 +471,72 @@ def train_cnn_detector(
     checkpoint is written atomically after every epoch and an interrupted run resumes from it
     (`resume=True`); a finished run is loaded.
 
+    `task="attribute"` trains a head with one logit per class (real + each fake `generator`
+    of the training data) and returns an `AttributionDetector`, its class calibration fitted
+    on the validation split. `label_smoothing` (alpha) smooths the targets (`heads.py`).
+
     Started by `torchrun` this is one process of a data-parallel run: the batch size is the
     global batch, rank 0 writes the folder, and every rank returns the same detector. `sync_bn`
     (default: $GANFORENSICS_SYNC_BN) turns BatchNorm into SyncBatchNorm; CUDA only.
     """
+    Head(None, label_smoothing)  # option errors before any image is decoded
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+
+    def head_for(data: TrainingData) -> Head:
+        return make_head(task, label_smoothing, data.train.labels, data.train.generators)
+
+    return run_training(
+        arch, recipe, train, val, out_dir, Objective(head_for), color_robust=color_robust,
+        seed=seed, epochs=epochs, batch_size=batch_size, device=device, progress=progress,
+        aug_prob=aug_prob, crop_size=crop_size, weights=weights, resume=resume, force=force,
+        workers=workers, sync_bn=sync_bn)
+
+
+def run_training(
+    arch: str,
+    recipe: str | Recipe,
+    train: Any,
+    val: Any,
+    out_dir: str | os.PathLike[str] | None,
+    objective: Objective,
+    **options: Any,
+) -> CNNDetector:
+    """`train_cnn_detector`'s loop for any `objective` (distillation uses it too); `options`
+    are `TrainOptions` fields."""
+    o = TrainOptions(**options)
     spec = get_spec(arch)
-    rec = get_recipe(recipe, batch_size=batch_size, aug_prob=aug_prob, max_epochs=epochs)
-    bn = distributed.sync_bn_requested(sync_bn)
-    with distributed.session(device) as (ctx, dev):
-        setup = _Setup(arch, rec, seed, color_robust, dev, progress, ctx)
-        data = _training_data(train, val, rec, seed, crop_size, spec.input_size, workers)
-        config = _run_config(arch, rec, data, color_robust, seed, weights)
+    rec = get_recipe(recipe, batch_size=o.batch_size, aug_prob=o.aug_prob, max_epochs=o.epochs)
+    bn = distributed.sync_bn_requested(o.sync_bn)
+    with distributed.session(o.device) as (ctx, dev):
+        data = _training_data(train, val, rec, o.seed, o.crop_size, spec.input_size, o.workers)
+        head = objective.head_for(data)
+        data = data.with_targets(head)
+        loss = objective.loss(dev) if objective.loss is not None else None
+        setup = _Setup(arch, rec, o.seed, o.color_robust, dev, o.progress, ctx, head, loss)
+        config = {**_run_config(arch, rec, data, o.color_robust, o.seed, o.weights, head),
+                  **objective.config}
 
         def open_run() -> tuple[RunFolder | None, Path | None, CNNDetector | None]:
             if out_dir is None:
                 return None, None, None
-            run = RunFolder.create(out_dir, config, seed=seed, device=str(dev), force=force,
-                                   resume=resume)
-            return run, run.path / "checkpoint.pt", _finished_run(run, rec, str(dev), force)
+            run = RunFolder.create(out_dir, config, seed=o.seed, device=str(dev), force=o.force,
+                                   resume=o.resume)
+            return run, run.path / "checkpoint.pt", _finished_run(run, rec, str(dev), o.force)
 
         run, ckpt_path, done = distributed.on_main(ctx, open_run) or (None, None, None)
         if distributed.broadcast(ctx, done is not None):
             return _shared_detector(ctx, done, arch, dev)
 
-        seed_everything(seed)
-        model = build_model(arch, weights)
-        if rec.head_init_std is not None and weights is None:
+        seed_everything(o.seed)
+        model = build_model(arch, o.weights, n_outputs=head.n_outputs)
+        if rec.head_init_std is not None and o.weights is None:
             init_head_wang2020(model, arch, rec.head_init_std)
         model.to(dev).to(memory_format=torch.channels_last)
         opt = make_optimizer(model, arch, rec)
-        val_views = ([augment_val(im, i, rec, data.crop, seed)
+        val_views = ([augment_val(im, i, rec, data.crop, o.seed)
                       for i, im in enumerate(data.val.images)] if ctx.main else [])
-        state, best_model = _resume(ckpt_path, model, opt, force)
+        state, best_model = _resume(ckpt_path, model, opt, o.force)
         if ctx.enabled:  # rank 0's resume state; its weights travel in DDP's broadcast
             shared, opt_state = distributed.broadcast(ctx, (state, opt.state_dict()))
             if not ctx.main:
@@ -443,6 +551,7 @@ def train_cnn_detector(
             assert best_model is not None
             det, val_probs = _calibrated_detector(model, best_model, data, setup, val_views)
             _record(det, data, setup, config, state, val_probs, time.time() - t0)
+            det.meta.update(objective.meta)
             if ctx.enabled:
                 det.meta["distributed"] = {**ctx.describe(), "sync_bn": bn}
             if run is not None:
@@ -465,6 +574,8 @@ def _shared_detector(ctx: Dist, det: CNNDetector | None, arch: str, device: torc
     if det is not None:
         return det
     weights, kwargs = payload
-    model = build_model(arch)
+    classes = kwargs["meta"].get("classes")
+    model = build_model(arch, n_outputs=len(classes) if classes else 1)
     model.load_state_dict(weights)
-    return CNNDetector(model, arch, device=device, **kwargs)
+    cls = AttributionDetector if classes else CNNDetector
+    return cls(model, arch, device=device, **kwargs)
