@@ -51,6 +51,20 @@ class Detector(Protocol):
         ...
 
 
+def open_array_folder(path: str | os.PathLike[str], what: str) -> tuple[Path, dict[str, Any]]:
+    """The folder and parsed model.json of a detector saved as model.json + model.npz (`path`:
+    the folder or its model.json); InputError naming the missing file (`what`: its kind, for
+    the message)."""
+    p = Path(path)
+    folder = p.parent if p.name == "model.json" else p
+    meta_path, arr_path = folder / "model.json", folder / "model.npz"
+    if not meta_path.is_file():
+        raise InputError(f"{folder}: no model.json (not a saved {what})")
+    if not arr_path.is_file():
+        raise InputError(f"{folder}: model.json present but model.npz missing")
+    return folder, read_model_json(meta_path)
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically stable logistic function."""
     x = np.asarray(x, dtype=np.float64)

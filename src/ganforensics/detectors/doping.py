@@ -98,6 +98,23 @@ def edge_indices(codes: np.ndarray, quantile: float) -> np.ndarray:
     return order[:n_edge]
 
 
+def _neighbour_pairs(points: np.ndarray, n_new: int, k: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For `n_new` draws: a random row, one of its k nearest other rows (itself when there is
+    none) and an interpolation weight in [0, 1) (drawn in that order)."""
+    n = len(points)
+    base = rng.integers(0, n, size=n_new)
+    k_eff = min(int(k), n - 1)
+    if k_eff > 0:
+        dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=2)
+        np.fill_diagonal(dist, np.inf)
+        neigh = np.argsort(dist, axis=1, kind="stable")[:, :k_eff]
+        partner = neigh[base, rng.integers(0, k_eff, size=n_new)]
+    else:
+        partner = base
+    return base, partner, rng.uniform(0.0, 1.0, size=(n_new, 1))
+
+
 def edge_codes(edge: np.ndarray, n_new: int, *, k: int, jitter: float,
                rng: np.random.Generator) -> np.ndarray:
     """`n_new` codes among the edge codes: interpolation towards one of the k nearest edge
@@ -105,16 +122,7 @@ def edge_codes(edge: np.ndarray, n_new: int, *, k: int, jitter: float,
     edge = np.asarray(edge, dtype=np.float64)
     m, d = edge.shape
     radius = float(np.linalg.norm(edge, axis=1).min())
-    base = rng.integers(0, m, size=n_new)
-    k_eff = min(int(k), m - 1)
-    if k_eff > 0:
-        dist = np.linalg.norm(edge[:, None, :] - edge[None, :, :], axis=2)
-        np.fill_diagonal(dist, np.inf)
-        neigh = np.argsort(dist, axis=1, kind="stable")[:, :k_eff]
-        partner = neigh[base, rng.integers(0, k_eff, size=n_new)]
-    else:
-        partner = base
-    lam = rng.uniform(0.0, 1.0, size=(n_new, 1))
+    base, partner, lam = _neighbour_pairs(edge, n_new, k, rng)
     z = edge[base] + lam * (edge[partner] - edge[base]) + rng.normal(0.0, jitter, (n_new, d))
     norm = np.linalg.norm(z, axis=1, keepdims=True)
     inside = norm[:, 0] < radius
@@ -127,19 +135,9 @@ def edge_codes(edge: np.ndarray, n_new: int, *, k: int, jitter: float,
 def smote(x: np.ndarray, n_new: int, *, k: int, rng: np.random.Generator) -> np.ndarray:
     """Input-space SMOTE over all rows of `x` (standardised distances)."""
     x = np.asarray(x, dtype=np.float64)
-    n = len(x)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     z = (x - mean) / np.where(scale > 0, scale, 1.0)
-    base = rng.integers(0, n, size=n_new)
-    k_eff = min(int(k), n - 1)
-    if k_eff > 0:
-        dist = np.linalg.norm(z[:, None, :] - z[None, :, :], axis=2)
-        np.fill_diagonal(dist, np.inf)
-        neigh = np.argsort(dist, axis=1, kind="stable")[:, :k_eff]
-        partner = neigh[base, rng.integers(0, k_eff, size=n_new)]
-    else:
-        partner = base
-    lam = rng.uniform(0.0, 1.0, size=(n_new, 1))
+    base, partner, lam = _neighbour_pairs(z, n_new, k, rng)
     return x[base] + lam * (x[partner] - x[base])
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ganforensics import __version__
-from ganforensics.detectors.base import read_model_json, sigmoid
+from ganforensics.detectors.base import open_array_folder, sigmoid
 from ganforensics.detectors.doping import (
     AAE,
     DEFAULT_EDGE_QUANTILE,
@@ -371,14 +371,8 @@ def cnn_embeddings(det: Any, images: Sequence[np.ndarray] | np.ndarray) -> np.nd
 
 def load_one_class_detector(path: str | os.PathLike[str]) -> OneClassDetector:
     """Load a saved one-class detector folder (or its model.json)."""
-    p = Path(path)
-    folder = p.parent if p.name == "model.json" else p
+    folder, meta = open_array_folder(path, "detector")
     meta_path, arr_path = folder / "model.json", folder / "model.npz"
-    if not meta_path.is_file():
-        raise InputError(f"{folder}: no model.json (not a saved detector)")
-    if not arr_path.is_file():
-        raise InputError(f"{folder}: model.json present but model.npz missing")
-    meta = read_model_json(meta_path)
     if meta.get("kind") != KIND:
         raise UnsupportedModelError(f"{meta_path}: kind {meta.get('kind')!r} is not {KIND!r}")
     fs, mdl = meta.get("feature_settings", {}), meta.get("model", {})

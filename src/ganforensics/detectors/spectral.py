@@ -28,7 +28,7 @@ import pandas as pd
 
 from ganforensics import __version__
 from ganforensics.data.manifest import usable
-from ganforensics.detectors.base import read_model_json, sigmoid
+from ganforensics.detectors.base import open_array_folder, sigmoid
 from ganforensics.errors import ConfigError, InputError, UnsupportedModelError
 from ganforensics.io.atomic import atomic_path, write_json_atomic
 from ganforensics.io.images import shape_batches
@@ -286,14 +286,8 @@ class SpectralDetector:
 
 def load_spectral_detector(path: str | os.PathLike[str]) -> SpectralDetector:
     """Load a saved spectral detector folder (or its model.json)."""
-    p = Path(path)
-    folder = p.parent if p.name == "model.json" else p
+    folder, meta = open_array_folder(path, "spectral detector")
     meta_path, arr_path = folder / "model.json", folder / "model.npz"
-    if not meta_path.is_file():
-        raise InputError(f"{folder}: no model.json (not a saved spectral detector)")
-    if not arr_path.is_file():
-        raise InputError(f"{folder}: model.json present but model.npz missing")
-    meta = read_model_json(meta_path)
     kind = meta.get("kind")
     if kind not in KINDS:
         raise UnsupportedModelError(f"{meta_path}: kind {kind!r} is not a spectral detector")
