@@ -10,6 +10,7 @@ from ganforensics.cli.apps import EXIT_CODES_HELP, TRAINING_DATA_HELP, app, gan_
 from ganforensics.console import out, warn
 from ganforensics.devices import check_device
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.gan.augment import POLICIES as AUGMENT_POLICIES
 from ganforensics.gan.config import (
     DEFAULT_BATCH,
     DEFAULT_STEPS,
@@ -68,6 +69,14 @@ def train_cmd(
         "OBJECTIVE.PARAM=VALUE. Defaults: " + "; ".join(
             f"{o}: " + ", ".join(f"{k} {v}" for k, v in p.items()) for o, p in
             OBJECTIVE_DEFAULTS.items()) + ".", show_default=False),
+    augment: str = typer.Option(
+        "", "--augment", help=f"Augment every image D sees, reals and fakes, differentiably "
+        f"(DiffAugment): comma-separated, from {', '.join(AUGMENT_POLICIES)}. Helps when the "
+        "training set is small and training is long (docs/gan.md, 'Fake quality').",
+        show_default=False),
+    ema: float = typer.Option(_D.ema, "--ema", min=0.0, max=0.9999999, help="Keep a moving "
+                              "average of G's weights with this decay (e.g. 0.999) and sample "
+                              "from it; 0 turns it off."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
     checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
                                          help="Checkpoint every K steps."),
@@ -93,6 +102,10 @@ def train_cmd(
     Example: ganforensics gan train --data patches/manifest.csv --preset dcgan
     --last-block N.1.5 --size 32 --steps 1200 --out runs/dcgan-N.1.5
 
+    Example (small data, long run: augmented D inputs, samples from a moving average of G):
+    ganforensics gan train --data patches/manifest.csv --preset ttur --augment
+    color,translation,cutout --ema 0.999 --steps 20000 --out runs/ttur-long
+
     Example (InfoMax-GAN's term and DAG's rotation heads, both at their paper weights):
     ganforensics gan train --data patches/manifest.csv --preset ttur --objective infomax
     --objective dag --out runs/ttur-infomax-dag
@@ -108,7 +121,8 @@ def train_cmd(
                  gp=gp, n_d=n_d, lr_g=lr_g, lr_d=lr_d, seed=seed,
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device,
                  objectives=tuple(objective),
-                 objective_params=parse_objective_params(objective_param))
+                 objective_params=parse_objective_params(objective_param),
+                 augment=augment, ema=ema)
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)
@@ -128,7 +142,9 @@ def _preset_name(preset_name: str | None, arch: str | None) -> str:
 
 @gan_app.command("generate", epilog=EXIT_CODES_HELP)
 def generate_cmd(
-    run: Path = typer.Argument(..., help="A finished training run folder.", show_default=False),
+    run: str = typer.Argument(..., help="A finished training run folder, or shipped:BLOCK for "
+                              "the generator the package ships for that last block (docs/gan.md, "
+                              "'Fake quality').", show_default=False),
     n: int = typer.Option(2000, "--n", min=1, help="Number of images."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for PNGs + manifest.csv.",
                                  show_default=False),

@@ -24,6 +24,7 @@ from typing import Any
 
 from ganforensics.errors import ConfigError
 from ganforensics.gan import objectives
+from ganforensics.gan.augment import parse_policy
 from ganforensics.gan.losses import check_loss
 from ganforensics.gan.nets import parse_last_block
 from ganforensics.seeding import DEFAULT_SEED
@@ -59,6 +60,11 @@ class GanConfig:
     objective_params: dict[str, Any] = field(default_factory=dict)
     """Their parameters: overrides (`{"infomax.alpha": 0.1}`) before `validate`, every
     parameter of every enabled objective after it (`gan.objectives.DEFAULTS`)."""
+    augment: tuple[str, ...] = ()
+    """Differentiable augmentations of every image D sees (`gan.augment.POLICIES`)."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of G's weights, sampled from instead of G
+    (0: off). The decay warms up as min(ema, (1 + t) / (10 + t)) at step t."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,15 +93,24 @@ class GanConfig:
                 raise ConfigError(f"{name}: must be > 0")
         self.objective_params = objectives.resolve(self.objectives, self.objective_params)
         self.objectives = tuple(self.objective_params)
+        self.augment = parse_policy(self.augment)
+        self.ema = float(self.ema)
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema: the decay must be in [0, 1), got {self.ema}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; without the objective keys when none is enabled (so a plain run's
-        record and run id are what they were before objectives existed)."""
+        """Plain data; without the objective, augmentation and EMA keys when they are off (so a
+        plain run's record and run id are what they were before these options existed)."""
         d = config_to_dict(self)
         d["objectives"] = list(self.objectives)
+        d["augment"] = list(self.augment)
         if not self.objectives:
             del d["objectives"], d["objective_params"]
+        if not self.augment:
+            del d["augment"]
+        if not self.ema:
+            del d["ema"]
         return d
 
     @classmethod
@@ -117,7 +132,7 @@ def config_kwargs(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
     kw = dict(d)
-    for key in ("betas", "objectives"):
+    for key in ("betas", "objectives", "augment"):
         if key in kw:
             kw[key] = tuple(kw[key])
     return kw

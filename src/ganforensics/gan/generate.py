@@ -24,6 +24,7 @@ from ganforensics import console
 from ganforensics.data.manifest import new_manifest, remove_listed_outputs, write_manifest
 from ganforensics.errors import InputError, RunExistsError
 from ganforensics.gan.nets import Generator
+from ganforensics.gan.shipped import resolve_shipped
 from ganforensics.gan.train import to_uint8
 from ganforensics.io import lock
 from ganforensics.io.atomic import save_png_atomic
@@ -35,9 +36,12 @@ SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
 SPLITS = tuple(name for name, _ in SPLIT_FRACTIONS)
 
 
-def load_generator(run_dir: str | os.PathLike[str]) -> tuple[Generator, dict[str, Any]]:
-    """(generator in eval mode, generator.json metadata) from a finished training run."""
-    run = Path(run_dir)
+def load_generator(run_dir: str | os.PathLike[str], size: int = 32
+                   ) -> tuple[Generator, dict[str, Any]]:
+    """(generator in eval mode, generator.json metadata) from a finished training run, or from
+    the generator the package ships for a last block (`shipped:<BLOCK>`, at `size` px).
+    Weights saved in float16 load into the float32 network."""
+    run = resolve_shipped(run_dir, size, "gen")
     meta_p, weights_p = run / "generator.json", run / "generator.safetensors"
     if not weights_p.exists() or not meta_p.exists():
         raise InputError(

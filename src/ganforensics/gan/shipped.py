@@ -1,4 +1,5 @@
-"""Up-sampling simulators shipped inside the package, trained once on the embedded photos.
+"""Models shipped inside the package, trained once on the embedded photos: up-sampling
+simulators (`sim-<BLOCK>-<SIZE>/`) and GAN generators (`gen-<BLOCK>-<SIZE>/`).
 
 `bench/simulator_quality.py --ship DIR` trains one simulator per last block on the train
 patches of the embedded photos (`data photos` defaults), measures it and writes, per block,
@@ -6,9 +7,12 @@ patches of the embedded photos (`data photos` defaults), measures it and writes,
 simulate` writes) and `provenance.json` (the exact command, data, steps, seed, threads,
 training time, FID, floor and PSNR), plus one `DIR/train-patches.txt`: the sha256 of the pixels
 of every training patch (`pixel_sha256`, so a PNG encoder's version does not matter), one per
-line. A study uses a shipped simulator only where that is honest:
-every one of its train patches was in the simulator's training set and none of its
-validation or test photos was (`shipped_unfit` says why not, and the study then trains one).
+line. `bench/gan_quality.py --ship DIR` does the same for a GAN's generator (`gen-<BLOCK>-<SIZE>/`
+with `generator.safetensors` + `generator.json` and the provenance). A study uses a shipped model
+only where that is honest: every one of its train patches was in the model's training set and
+none of its validation or test photos was (`shipped_unfit` says why not, and the study then
+trains one). Both kinds share the folder's `train-patches.txt`, so they were trained on the same
+patches.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from safetensors.torch import load_file, save_file
 
 from ganforensics.errors import ConfigError, InputError
 from ganforensics.gan.nets import parse_last_block
@@ -32,53 +37,73 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SHIPPED_PREFIX = "shipped:"
 TRAIN_PATCHES = "train-patches.txt"
 PROVENANCE = "provenance.json"
-WEIGHT_FILES = ("simulator.safetensors", "simulator.json")
+KINDS: dict[str, tuple[str, str]] = {
+    "sim": ("simulator.safetensors", "simulator.json"),
+    "gen": ("generator.safetensors", "generator.json"),
+}
+"""Folder prefix of each shipped kind -> its weight and metadata files (what `gan simulate` and
+`gan train` write)."""
+WHAT = {"sim": "simulator", "gen": "generator"}
 
 
 def _block_name(last_block: str) -> str:
     return "BASELINE" if parse_last_block(last_block) is None else last_block.strip().upper()
 
 
-def shipped_dir_name(last_block: str, size: int) -> str:
-    """Folder name of a shipped simulator, e.g. `sim-N.1.5-32`."""
-    return f"sim-{_block_name(last_block)}-{int(size)}"
+def shipped_dir_name(last_block: str, size: int, kind: str = "sim") -> str:
+    """Folder name of a shipped model, e.g. `sim-N.1.5-32` (a simulator), `gen-BASELINE-32`."""
+    return f"{kind}-{_block_name(last_block)}-{int(size)}"
 
 
-def find_shipped(last_block: str, size: int, root: Path = SHIPPED_DIR) -> Path | None:
-    """The shipped simulator folder of a last block and size, or None when none ships."""
-    path = root / shipped_dir_name(last_block, size)
-    return path if all((path / f).is_file() for f in (*WEIGHT_FILES, PROVENANCE)) else None
+def _kind_of(path: Path) -> str:
+    kind = Path(path).name.split("-", 1)[0]
+    if kind not in KINDS:
+        raise InputError(f"{path}: not a shipped model folder (sim-* or gen-*)")
+    return kind
 
 
-def resolve_simulator(ref: str | os.PathLike[str], size: int = 32) -> Path:
-    """A simulator run folder: `ref` itself, or for `shipped:<BLOCK>` the shipped one of that
-    block at `size` px (an InputError lists the shipped blocks when there is none)."""
+def find_shipped(last_block: str, size: int, root: Path = SHIPPED_DIR,
+                 kind: str = "sim") -> Path | None:
+    """The shipped model folder of a last block and size, or None when none ships."""
+    path = root / shipped_dir_name(last_block, size, kind)
+    return path if all((path / f).is_file() for f in (*KINDS[kind], PROVENANCE)) else None
+
+
+def resolve_shipped(ref: str | os.PathLike[str], size: int = 32, kind: str = "sim",
+                    root: Path = SHIPPED_DIR) -> Path:
+    """A run folder: `ref` itself, or for `shipped:<BLOCK>` the shipped model of that kind and
+    block at `size` px (an InputError lists what ships when there is none)."""
     text = str(ref)
     if not text.startswith(SHIPPED_PREFIX):
         return Path(ref)
     block = text[len(SHIPPED_PREFIX):]
     try:
-        path = find_shipped(block, size)
+        path = find_shipped(block, size, root, kind)
     except ConfigError as exc:
         raise InputError(f"{text}: {exc}") from None
     if path is None:
-        have = ", ".join(p["folder"] for p in list_shipped()) or "none"
-        raise InputError(f"{text}: no shipped simulator for that last block at {size} px "
+        have = ", ".join(p["folder"] for p in list_shipped(root, kind)) or "none"
+        raise InputError(f"{text}: no shipped {WHAT[kind]} for that last block at {size} px "
                          f"(shipped: {have})")
     return path
 
 
-def list_shipped(root: Path = SHIPPED_DIR) -> list[dict[str, Any]]:
-    """Provenance of every shipped simulator (with its `folder`), sorted by folder name."""
+def resolve_simulator(ref: str | os.PathLike[str], size: int = 32) -> Path:
+    """A simulator run folder: `ref` itself, or the shipped simulator `shipped:<BLOCK>`."""
+    return resolve_shipped(ref, size, "sim")
+
+
+def list_shipped(root: Path = SHIPPED_DIR, kind: str = "sim") -> list[dict[str, Any]]:
+    """Provenance of every shipped model of a kind (with its `folder`), sorted by folder."""
     out = []
-    for path in sorted(root.glob("sim-*")):
+    for path in sorted(root.glob(f"{kind}-*")):
         if (path / PROVENANCE).is_file():
             out.append({"folder": path.name, **json.loads((path / PROVENANCE).read_text())})
     return out
 
 
 def training_hashes(root: Path = SHIPPED_DIR) -> set[str]:
-    """sha256 of every patch the shipped simulators were trained on (empty when none ship)."""
+    """sha256 of every patch the shipped models were trained on (empty when none ship)."""
     path = root / TRAIN_PATCHES
     if not path.is_file():
         return set()
@@ -93,13 +118,13 @@ def pixel_sha256(image: np.ndarray) -> str:
 
 def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFrame
                   ) -> str | None:
-    """Why the shipped simulator at `path` must not stand in for one trained on `train` (the
+    """Why the shipped model at `path` must not stand in for one trained on `train` (the
     study's train images) and tested on `held_out` (its val and test rows, with `group` or
     `source` naming their photo); None if it may.
 
     It may when every train image was in its training set and no held-out image comes from a
-    photo that was: then its reconstructions are those of a simulator trained on a superset of
-    the same photos, and no test photo leaked into it.
+    photo that was: then its outputs are those of a model trained on a superset of the same
+    photos, and no test photo leaked into it.
     """
     known = training_hashes(path.parent)
     if not known:
@@ -117,13 +142,14 @@ def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFram
 
 
 def install_shipped(path: Path, run_dir: Path) -> Path:
-    """Copy a shipped simulator into `run_dir` (replacing what is there) as a finished run
-    that `gan.reconstruct` reads; its provenance becomes `run_dir/shipped.json`."""
+    """Copy a shipped model into `run_dir` (replacing what is there) as a finished run that
+    `gan.reconstruct` (a simulator) or `gan.generate` (a generator) reads; its provenance
+    becomes `run_dir/shipped.json`."""
     run_dir = Path(run_dir)
     tmp = run_dir.with_name(run_dir.name + ".installing")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in WEIGHT_FILES:
+    for name in KINDS[_kind_of(path)]:
         shutil.copyfile(path / name, tmp / name)
     shutil.copyfile(path / PROVENANCE, tmp / "shipped.json")
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -132,20 +158,31 @@ def install_shipped(path: Path, run_dir: Path) -> Path:
 
 
 def write_shipped(run_dir: Path, out_root: Path, provenance: dict[str, Any],
-                  train_sha256: Iterable[str]) -> Path:
-    """Package a finished `gan simulate` run as a shipped simulator under `out_root` (its
-    weights and metadata, `provenance`, and the shared list of the `pixel_sha256` of its
-    training images)."""
-    meta = json.loads((Path(run_dir) / "simulator.json").read_text())
-    dest = Path(out_root) / shipped_dir_name(meta["last_block"], meta["size"])
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WEIGHT_FILES:
-        shutil.copyfile(Path(run_dir) / name, dest / name)
+                  train_sha256: Iterable[str], half: bool = False) -> Path:
+    """Package a finished `gan simulate` or `gan train` run as a shipped model under `out_root`
+    (its weights and metadata, `provenance`, and the shared list of the `pixel_sha256` of its
+    training images). `half` stores the floating-point weights in float16 (half the bytes;
+    they load into float32 networks)."""
+    kinds = [k for k, (_, meta_file) in KINDS.items() if (Path(run_dir) / meta_file).is_file()]
+    if len(kinds) != 1:
+        raise InputError(f"{run_dir}: not a finished simulator or GAN run")
+    kind = kinds[0]
+    meta = json.loads((Path(run_dir) / KINDS[kind][1]).read_text())
     hashes = sorted(set(train_sha256))
     known = training_hashes(Path(out_root))
     if known and known != set(hashes):
-        raise InputError(f"{Path(out_root) / TRAIN_PATCHES}: the simulators shipped there were "
+        raise InputError(f"{Path(out_root) / TRAIN_PATCHES}: the models shipped there were "
                          "trained on other patches; ship into an empty folder")
+    dest = Path(out_root) / shipped_dir_name(meta["last_block"], meta["size"], kind)
+    dest.mkdir(parents=True, exist_ok=True)
+    weights, meta_file = KINDS[kind]
+    shutil.copyfile(Path(run_dir) / meta_file, dest / meta_file)
+    if half:
+        tensors = load_file(str(Path(run_dir) / weights))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()},
+                  str(dest / weights))
+    else:
+        shutil.copyfile(Path(run_dir) / weights, dest / weights)
     write_json_atomic(dest / PROVENANCE, provenance)
     write_text_atomic(Path(out_root) / TRAIN_PATCHES, "".join(f"{h}\n" for h in hashes))
     return dest

@@ -22,6 +22,7 @@ D's gradients are not all-reduced during G's step (`no_sync`); rank 0 writes eve
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import shutil
@@ -39,7 +40,7 @@ from safetensors.torch import save_file
 from ganforensics import console, distributed
 from ganforensics.distributed import Dist
 from ganforensics.errors import ConfigError
-from ganforensics.gan import objectives
+from ganforensics.gan import augment, objectives
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforensics.gan.config import GanConfig
 from ganforensics.gan.data import load_training_images
@@ -145,6 +146,8 @@ class _Training:
     """The auxiliary objectives (None: the plain GAN loss)."""
     heads: objectives.ObjectiveHeads | None = None
     """D's extra heads of those objectives (trained with D's optimiser)."""
+    gen_ema: torch.nn.Module | None = None
+    """The moving average of G's weights (`config.ema`); sampled from when present."""
     loss_rows: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
     """Training seconds up to the last checkpoint (earlier invocations included)."""
@@ -155,7 +158,14 @@ class _Training:
         nets = {"G": distributed.unwrap(self.gen), "D": distributed.unwrap(self.disc)}
         if self.heads is not None:
             nets["H"] = self.heads
+        if self.gen_ema is not None:
+            nets["G_ema"] = self.gen_ema
         return nets
+
+    @property
+    def sampler_net(self) -> torch.nn.Module:
+        """The G whose samples a run shows and keeps: the moving average when there is one."""
+        return self.gen_ema if self.gen_ema is not None else self.modules["G"]
 
     @property
     def rows(self) -> slice:
@@ -226,6 +236,10 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         heads = heads.to(device)
         d_params += list(heads.parameters())
         nets["H"] = heads
+    gen_ema = None
+    if config.ema:
+        gen_ema = copy.deepcopy(gen).requires_grad_(False)
+        nets["G_ema"] = gen_ema
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(d_params, lr=config.lr_d, betas=config.betas)
     start, elapsed, loss_rows = 0, 0.0, []
@@ -249,7 +263,8 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         sampler=BatchSampler(len(stack), config.batch, config.seed),
         fixed_z=torch.randn(GRID * GRID, config.z_dim,
                             generator=_torch_gen(config.seed, "fixed")),
-        ctx=ctx, objs=objs, heads=heads, loss_rows=loss_rows, elapsed=elapsed,
+        ctx=ctx, objs=objs, heads=heads, gen_ema=gen_ema, loss_rows=loss_rows,
+        elapsed=elapsed,
     )
     return tr, start
 
@@ -271,6 +286,9 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
         z = torch.randn(c.batch, c.z_dim, generator=gen_)[rows].to(tr.device)
         with torch.set_grad_enabled(last):
             fake = tr.gen(z)
+            if c.augment:  # D sees augmented reals and fakes (independent draws)
+                real = augment.apply(real, _draw(c, "augment-real", t, rows))
+                fake = augment.apply(fake, _draw(c, "augment-fake", t, rows))
         extra_d: dict[str, torch.Tensor] = {}
         if tr.objs is not None and tr.heads is not None:
             f_r, f_f = _features(tr, real), _features(tr, fake.detach())
@@ -295,6 +313,8 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
         tr.opt_g.zero_grad(set_to_none=True)
         (loss_g + sum(extra_g.values(), loss_g.new_zeros(()))).backward()
     tr.opt_g.step()
+    if tr.gen_ema is not None:
+        update_ema(tr.gen_ema, distributed.unwrap(tr.gen), c.ema, step)
     values = distributed.mean(tr.ctx, [loss_d.item(), loss_g.item(), gp.item(),
                                        out_r.mean().item(), out_f.mean().item()])
     losses = dict(zip(("d_loss", "g_loss", "gp", "d_real", "d_fake"), values, strict=True))
@@ -305,6 +325,28 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     return losses
 
 
+def _draw(c: GanConfig, stream: str, t: int, rows: slice) -> augment.Draw:
+    """The augmentation draws of D step `t` on one stream, for this process's rows."""
+    gen = _torch_gen(c.seed, stream, t)
+    return augment.draw(c.augment, c.batch, c.size, gen).rows(rows)
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The moving average's decay at G step `step` (0-based): min(decay, (1 + t) / (10 + t)),
+    so the first steps do not average in the random initial weights for long."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d * ema + (1 - d) * net for the parameters; buffers (BatchNorm statistics) copied."""
+    d = ema_decay(decay, step)
+    for p_ema, p in zip(ema.parameters(), net.parameters(), strict=True):
+        p_ema.lerp_(p.detach(), 1.0 - d)
+    for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
 def _features(tr: _Training, x: torch.Tensor) -> Features:
     out = tr.disc(x, features=True)
     assert isinstance(out, Features)
@@ -312,12 +354,13 @@ def _features(tr: _Training, x: torch.Tensor) -> Features:
 
 
 def _save_samples(tr: _Training, step: int) -> None:
-    """The fixed-noise sample grid of `step` (rank 0, with the bare G)."""
-    gen = distributed.unwrap(tr.gen)
+    """The fixed-noise sample grid of `step` (rank 0, with the bare G or its moving average)."""
+    gen = tr.sampler_net
+    was_training = gen.training
     gen.eval()
     with torch.no_grad():
         imgs = to_uint8(gen(tr.fixed_z.to(tr.device)))
-    gen.train()
+    gen.train(was_training)
     assert tr.run is not None
     save_png_atomic(tr.run.file(f"samples/step-{step:07d}.png"), image_grid(imgs, GRID))
 
@@ -384,9 +427,11 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
         "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
         "config": cfg,
     }
+    if c.ema:
+        meta["weights"] = f"moving average of G's weights (decay {c.ema})"
     if tr.ctx.enabled:
         meta["distributed"] = tr.ctx.describe()
-    write_final_weights(run, "generator", tr.modules["G"], meta)
+    write_final_weights(run, "generator", tr.sampler_net, meta)
 
 
 def write_final_weights(run: RunFolder, weights: str, module: torch.nn.Module,

@@ -26,6 +26,7 @@ from ganforensics.detectors.one_class import FEATURES as ONE_CLASS_FEATURES
 from ganforensics.detectors.one_class import MODELS as ONE_CLASS_MODELS
 from ganforensics.errors import ConfigError
 from ganforensics.evaluate.detection import GRIDS
+from ganforensics.gan.augment import parse_policy
 from ganforensics.gan.config import PRESETS as GAN_PRESETS
 from ganforensics.gan.nets import LAST_BLOCKS, SIZES, parse_last_block
 from ganforensics.gan.objectives import resolve as resolve_objectives
@@ -79,6 +80,7 @@ _REGISTRIES: dict[str, Collection[Any]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "detectors.cnn.monitor": ("val_acc", "val_loss"),
     "simulator.source": SIMULATOR_SOURCES,
+    "gan.source": SIMULATOR_SOURCES,
 }
 # integer keys and their smallest valid value (KID and covariances need at least 2 images)
 _MINIMUM: dict[str, int] = {
@@ -324,6 +326,13 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     frac = cfg["spectra"]["top_fraction"]
     if not 0 < frac <= 1:
         raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")
+    try:
+        cfg["gan"]["augment"] = list(parse_policy(cfg["gan"]["augment"]))
+    except ConfigError as exc:
+        raise ConfigError(f"config key 'gan.augment': {str(exc).removeprefix('augment: ')}"
+                          ) from None
+    if not 0 <= cfg["gan"]["ema"] < 1:
+        raise ConfigError(f"config key 'gan.ema' must be in [0, 1), got {cfg['gan']['ema']}")
     if not cfg["gan"]["setups"]:
         raise ConfigError("config key 'gan.setups' must name at least one setup")
     cfg["gan"]["setups"] = _normalise_setups(cfg["gan"]["setups"], cfg["gan"]["preset"])

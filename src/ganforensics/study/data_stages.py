@@ -24,7 +24,7 @@ from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.gan.train import train_gan
 from ganforensics.seeding import derive_seed
 from ganforensics.study.context import SPLITS, StudyContext, subsample
-from ganforensics.study.setups import sim_name, simulator_overrides, uses_shipped
+from ganforensics.study.setups import may_ship_gan, sim_name, simulator_overrides, uses_shipped
 from ganforensics.study.stages import Stage
 
 REAL_MANIFEST = "data/real.csv"
@@ -67,6 +67,8 @@ def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> GanConfig:
         seed=derive_seed(ctx.seed, "gan", setup["name"]) % 2**31,
         objectives=tuple(setup.get("objectives", ())),
         objective_params=setup.get("objective_params", {}),
+        augment=tuple(g["augment"] or ()),
+        ema=float(g["ema"]),
     )
 
 
@@ -76,8 +78,20 @@ def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
 
     def _run(ctx: StudyContext) -> dict[str, Any]:
         config = gan_config(ctx, setup)
-        data = split_of(ctx.real_manifest(), "train")
+        real = ctx.real_manifest()
+        data = split_of(real, "train")
         out = ctx.path / "gans" / name
+        if may_ship_gan(ctx.cfg, setup):
+            shipped, why_not = _fitting_shipped(config.last_block, config.size, data, real,
+                                                kind="gen", preset=config.arch)
+            if shipped is not None:
+                install_shipped(shipped, out)
+                prov = json.loads((shipped / PROVENANCE).read_text())
+                console.info(f"GAN {name}: the shipped generator ({shipped.name}, "
+                             f"{prov['steps']} steps; --train-gans trains one instead)")
+                return {"run_dir": f"gans/{name}", "setup": dict(setup),
+                        "shipped": shipped.name, "steps": prov["steps"]}
+            console.info(f"GAN {name}: not using a shipped generator ({why_not}); training one")
         run_dir = train_gan(config, data, out, resume=True, progress=progress_enabled())
         return {"run_dir": str(Path(run_dir).relative_to(ctx.path)), "setup": dict(setup)}
 
@@ -128,14 +142,19 @@ def simulator_config(ctx: StudyContext, setup: Mapping[str, Any]) -> SimulatorCo
                            **simulator_overrides(ctx.cfg))
 
 
-def _fitting_shipped(config: SimulatorConfig, train: pd.DataFrame, real: pd.DataFrame
-                     ) -> tuple[Path | None, str]:
-    """The shipped simulator that may stand in for `config`'s, or None and why not."""
-    shipped = find_shipped(config.last_block, config.size)
+def _fitting_shipped(last_block: str, size: int, train: pd.DataFrame, real: pd.DataFrame,
+                     kind: str = "sim", preset: str | None = None) -> tuple[Path | None, str]:
+    """The shipped model of `kind` (a simulator or, with the GAN's `preset`, a generator) that
+    may stand in for one trained on `train`, or None and why not."""
+    shipped = find_shipped(last_block, size, kind=kind)
     if shipped is None:
-        return None, f"none ships for {config.last_block} at {config.size} px"
+        return None, f"none ships for {last_block} at {size} px"
+    if preset is not None:
+        meta = json.loads((shipped / "generator.json").read_text())
+        if meta["arch"] != preset:
+            return None, f"the shipped one is a {meta['arch']} GAN, the setup's is {preset}"
     held_out = real[real["split"].astype(str).isin(["val", "test"])]
-    stack, _ = load_training_images(train, config.size)  # what training would learn from
+    stack, _ = load_training_images(train, size)  # what training would learn from
     why_not = shipped_unfit(shipped, list(stack), held_out)
     return (None, why_not) if why_not else (shipped, "")
 
@@ -156,7 +175,7 @@ def make_simulator_stage(setup: Mapping[str, Any]) -> Stage:
         data = split_of(real, "train")
         run_path = ctx.path / simulator_dir(name)
         if uses_shipped(ctx.cfg):
-            shipped, why_not = _fitting_shipped(config, data, real)
+            shipped, why_not = _fitting_shipped(config.last_block, config.size, data, real)
             if shipped is not None:
                 install_shipped(shipped, run_path)
                 prov = json.loads((shipped / PROVENANCE).read_text())

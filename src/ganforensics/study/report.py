@@ -119,6 +119,31 @@ def _section_entry(run: RunFolder, sec_id: str, status: Mapping[str, Any]) -> di
     return entry
 
 
+def _shipped_gans(run: RunFolder, cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The setups whose GAN is a generator shipped in the package: its folder and steps."""
+    out = {}
+    for s in cfg["gan"]["setups"]:
+        p = run.path / "gans" / s["name"] / "shipped.json"
+        if p.is_file():
+            prov = json.loads(p.read_text())
+            out[s["name"]] = {"steps": prov.get("steps"), "ratio": prov.get("ratio")}
+    return out
+
+
+def _gan_budget(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
+    """'GANs of N generator steps', saying which generators the package shipped instead."""
+    shipped = results.get("shipped_gans") or {}
+    trained = f"GANs of {cfg['gan']['steps']} generator steps"
+    if not shipped:
+        return trained
+    steps = sorted({int(v["steps"]) for v in shipped.values() if v.get("steps")})
+    what = (f"shipped with the package (trained once for "
+            f"{'/'.join(f'{n:,}' for n in steps)} generator steps)")
+    if len(shipped) == len(cfg["gan"]["setups"]):
+        return f"GANs {what}"
+    return f"{trained} ({', '.join(shipped)}: generators {what})"
+
+
 def collect_results(run: RunFolder, cfg: Mapping[str, Any],
                     stage_results: Sequence[StageResult] | None = None) -> dict[str, Any]:
     """Everything the report shows, as one JSON-able dict (each table with its source file)."""
@@ -132,6 +157,7 @@ def collect_results(run: RunFolder, cfg: Mapping[str, Any],
     if data is not None:
         results["data"] = data
     results["fakes"] = fakes
+    results["shipped_gans"] = _shipped_gans(run, cfg)
     for sec_id in all_sections():
         if sec_id in OPTIONAL_SECTIONS and not any(s in status for s in
                                                    OPTIONAL_SECTIONS[sec_id].stages):
@@ -199,7 +225,7 @@ def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
     n_maps = f"of its {len(ranking)} " if ranking else "of its "
     arch = ARCHS[c["arch"]]
     out = [
-        f"Small scale: GANs of {cfg['gan']['steps']} generator steps at {size}x{size} pixels "
+        f"Small scale: {_gan_budget(results, cfg)} at {size}x{size} pixels "
         f"trained on patches of {photos}; the papers train for days on tens of thousands of "
         "images (Chandrasegaran et al. 2021 used CelebA/LSUN at 128x128, Wang et al. 2020 "
         "ResNet-50 on ProGAN fakes at 256x256). The numbers show the pipeline and the direction "

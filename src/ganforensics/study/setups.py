@@ -15,7 +15,8 @@ ARMS = ("sampled", "simulated")
 S's up-sampling simulator (study setup `sim-S`)."""
 SIM_PREFIX = "sim-"
 SIMULATOR_SOURCES = ("shipped", "train")
-"""Values of `simulator.source`: the package's shipped simulators where they fit, or trained."""
+"""Values of `simulator.source` and `gan.source`: the package's shipped simulators (generators)
+where they fit, or trained."""
 # `simulator.<key>` -> the `gan.simulator.SimulatorConfig` field it sets (null = its default)
 SIMULATOR_FIELDS = {"steps": "steps", "batch_size": "batch", "lr": "lr", "width": "width",
                     "bottleneck": "bottleneck"}
@@ -66,6 +67,13 @@ def uses_shipped(cfg: Mapping[str, Any]) -> bool:
     """True when the study may use shipped simulators: `simulator.source: shipped` and none of
     the training keys set (a shipped simulator has its own settings)."""
     return cfg["simulator"]["source"] == "shipped" and not simulator_overrides(cfg)
+
+
+def may_ship_gan(cfg: Mapping[str, Any], setup: Mapping[str, Any]) -> bool:
+    """True when a shipped generator may stand in for `setup`'s GAN: `gan.source: shipped` and
+    the setup sets neither its own steps nor objectives (a shipped generator has its own)."""
+    return (cfg["gan"]["source"] == "shipped" and "steps" not in setup
+            and not setup.get("objectives"))
 
 
 def check_arms(cfg: Mapping[str, Any]) -> None:

@@ -1,0 +1,148 @@
+"""GAN sample quality over training: standard FID against the real-vs-real floor at milestones.
+
+The protocol of `../shared/methods/fake-quality-calibration.md` (and `bench/simulator_quality.py`):
+the embedded photos' 32-px train patches (`data photos` defaults), two disjoint samples of 453
+of them, `a` (random_state 0) and `b` (random_state 1, from the rest); the floor is FID(a, b).
+One GAN trains on all train patches with `gan train`'s trainer; at each milestone (a resumed
+run, so the weights are those of one uninterrupted run) 453 samples of the raw G and, with
+`--ema`, of its moving average are compared with `a`. Prints one JSON line per milestone (train
+wall and CPU seconds so far, FID and FID / floor) and appends it to `WORK/quality.jsonl`.
+
+With `--ship DIR` the finished generator (the moving average when `--ema`) is packaged as a
+shipped one (`gan.shipped`, float16, with its provenance: the exact command, data, steps, seed,
+FID, floor); the package's own are made with `--ship src/ganforensics/gan/shipped`, one run per
+default last block (see docs/gan.md, "Fake quality").
+
+    python bench/gan_quality.py --preset ttur --last-block BASELINE --augment \\
+        color,translation,cutout --ema 0.999 --milestones 2000 5000 10000 --threads 1 --work W
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+import ganforensics
+from ganforensics.data.manifest import split_of
+from ganforensics.data.photos import make_patches
+from ganforensics.gan.checkpoint import latest_checkpoint
+from ganforensics.gan.config import preset
+from ganforensics.gan.data import load_training_images
+from ganforensics.gan.generate import sample_images
+from ganforensics.gan.nets import Generator
+from ganforensics.gan.shipped import pixel_sha256, write_shipped
+from ganforensics.gan.train import train_gan
+from ganforensics.io.loading import load_images
+from ganforensics.metrics.features import compute_features, get_extractor
+from ganforensics.metrics.fid import frechet_distance
+from ganforensics.seeding import DEFAULT_SEED
+from ganforensics.threads import apply_threads
+
+N_SAMPLE = 453
+
+
+def _stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def _checkpoint_generator(run: Path, name: str, cfg) -> Generator:  # type: ignore[no-untyped-def]
+    """G (`name` "G") or its moving average ("G_ema") from the run's latest checkpoint."""
+    ckpt = latest_checkpoint(run / "checkpoints")
+    assert ckpt is not None, run
+    gen = Generator(cfg.size, cfg.last_block, cfg.z_dim, cfg.dim)
+    gen.load_state_dict(load_file(str(ckpt / f"{name}.safetensors")))
+    return gen.eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="ttur")
+    ap.add_argument("--last-block", default="BASELINE")
+    ap.add_argument("--augment", default="")
+    ap.add_argument("--ema", type=float, default=0.0)
+    ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument("--total-steps", type=int, default=None,
+                    help="the run's configured length (default: the last milestone); fix it "
+                         "to extend a run later with more milestones")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="an .npz to cache the reference statistics and floor in (shared by "
+                         "runs; the features of `a` and `b` cost minutes on a CPU)")
+    ap.add_argument("--ship", type=Path, default=None,
+                    help="package the finished generator here as a shipped one (float16)")
+    args = ap.parse_args()
+    apply_threads(args.threads)
+    patches = make_patches(args.work / "photos", force=True)  # deterministic: same patches
+    train = split_of(patches, "train").reset_index(drop=True)
+    a = train.sample(N_SAMPLE, random_state=0)
+    b = train.drop(a.index).sample(N_SAMPLE, random_state=1)
+    ext = get_extractor("inception")
+    if args.reference is not None and args.reference.is_file():
+        ref = np.load(args.reference)
+        mu_a, s_a, floor = ref["mu_a"], ref["s_a"], float(ref["floor"])
+    else:
+        mu_a, s_a = _stats(compute_features(load_images(a).stack(), ext))
+        floor = frechet_distance(mu_a, s_a,
+                                 *_stats(compute_features(load_images(b).stack(), ext)))
+        if args.reference is not None:
+            np.savez(args.reference, mu_a=mu_a, s_a=s_a, floor=floor)
+    milestones = sorted(args.milestones)
+    cfg = preset(args.preset, last_block=args.last_block,
+                 steps=args.total_steps or milestones[-1],
+                 batch=args.batch, dim=args.dim, seed=args.seed, augment=args.augment,
+                 ema=args.ema, checkpoint_every=500, sample_every=1000)
+    run_dir = args.work / "run"
+    head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,
+            "config": cfg.to_dict(), "torch": torch.__version__}
+    print(json.dumps(head), flush=True)
+    log = args.work / "quality.jsonl"
+    with log.open("a") as fh:
+        fh.write(json.dumps(head) + "\n")
+    wall = cpu = 0.0
+    for m in milestones:
+        t, c = time.perf_counter(), time.process_time()
+        run = train_gan(cfg, train, run_dir, progress=False, stop_at_step=m)
+        wall += time.perf_counter() - t
+        cpu += time.process_time() - c
+        row: dict = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}
+        for name in ("G", "G_ema") if cfg.ema else ("G",):
+            fakes = sample_images(_checkpoint_generator(run, name, cfg), N_SAMPLE, seed=7)
+            fid = frechet_distance(mu_a, s_a, *_stats(compute_features(fakes, ext)))
+            key = "ema" if name == "G_ema" else "raw"
+            row[f"fid_{key}"], row[f"ratio_{key}"] = round(fid, 2), round(fid / floor, 3)
+        print(json.dumps(row), flush=True)
+        with log.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+    if args.ship is not None and milestones[-1] == cfg.steps:
+        key = "ema" if cfg.ema else "raw"
+        provenance = {
+            "command": shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]]),
+            "data": {"photos": "the embedded photos, `ganforensics data photos` defaults",
+                     "split": "train", "n": int(len(train)),
+                     "groups": sorted(train["group"].astype(str).unique())},
+            "steps": cfg.steps, "seed": cfg.seed, "threads": args.threads,
+            "train_wall_s": row["train_wall_s"], "train_cpu_s": row["train_cpu_s"],
+            "fid_n": N_SAMPLE, "fid": row[f"fid_{key}"], "floor": round(floor, 2),
+            "ratio": row[f"ratio_{key}"], "weights": "float16",
+            "versions": {"torch": torch.__version__, "ganforensics": ganforensics.__version__},
+        }
+        stack, _ = load_training_images(train, cfg.size)
+        dest = write_shipped(run_dir, args.ship, provenance, [pixel_sha256(im) for im in stack],
+                             half=True)
+        print(json.dumps({"shipped": str(dest)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
