@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ganforensics.data.manifest import read_manifest
-from ganforensics.evaluate.lskd import lskd_grid, lskd_markdown, lskd_sets
+from ganforensics.evaluate.lskd import lskd_grid, lskd_markdown, lskd_sets, student_label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="rebuild table.md from <out>/results.csv (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
     if args.table_only:
-        text = lskd_markdown(pd.read_csv(args.out / "results.csv"))
+        res = pd.read_csv(args.out / "results.csv")
+        if "role" in res:  # results.csv of the script before the study stage
+            res = res.assign(model=[("teacher" if r == "teacher" else student_label(t))
+                                    for r, t in zip(res["role"], res["T"], strict=True)],
+                             cluster_ratio=res["tightness"])
+        text = lskd_markdown(res)
         (args.out / "table.md").write_text(text)
         print(text)
         return 0

@@ -4,7 +4,6 @@ stage end to end (tiny) with resume, the verdict sentence and the report section
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,14 +11,16 @@ import pytest
 
 from ganforensics.errors import ConfigError
 from ganforensics.evaluate.lskd import LSKD_COLUMNS, RESULT_FILE, student_label
+from ganforensics.io.runs import RunFolder
 from ganforensics.study.claims import lskd_verdict
 from ganforensics.study.config import load_config
+from ganforensics.study.context import StudyContext
 from ganforensics.study.data_stages import fake_counts
 from ganforensics.study.lskd_stages import LSKD_DIR, LSKD_TABLE
 from ganforensics.study.pipeline import build_stages, run_study
 from ganforensics.study.report import collect_results, write_report
 from ganforensics.study.report_sections import GENERIC_VIEW_NOTE
-from ganforensics.study.report_seeds import lskd_seed_cells
+from ganforensics.study.report_seeds import lskd_seed_cells, write_seeds_report
 from ganforensics.study.seeds import aggregate_table
 from ganforensics.study.stages import StageResult
 from test_study_report import _synthetic_run
@@ -68,8 +69,7 @@ def test_off_by_default_on_in_its_preset_and_errors_name_the_key() -> None:
 def test_every_setup_gets_train_val_fakes_only_with_lskd_on(lskd: bool) -> None:
     for arms in (["sampled"], ["sampled", "simulated"]):
         cfg = load_config({"fakes": {"arms": arms}, "detectors": {"lskd": {"enabled": lskd}}})
-        ctx = SimpleNamespace(cfg=cfg, train_setups=lambda c=cfg: load_ctx(c).train_setups(),
-                              fake_train_setups=lambda c=cfg: load_ctx(c).fake_train_setups())
+        ctx = StudyContext(run=None, cfg=cfg)  # type: ignore[arg-type]  # no files read
         f = cfg["fakes"]
         for s in cfg["gan"]["setups"]:
             counts = fake_counts(ctx, s["name"])
@@ -77,12 +77,6 @@ def test_every_setup_gets_train_val_fakes_only_with_lskd_on(lskd: bool) -> None:
                 assert counts == {"test": f["n_test"], "train": f["n_train"], "val": f["n_val"]}
             else:
                 assert counts == {"test": f["n_test"]}
-
-
-def load_ctx(cfg):
-    from ganforensics.study.context import StudyContext
-
-    return StudyContext(run=None, cfg=cfg)  # type: ignore[arg-type]
 
 
 def _cells(values: dict[tuple[float, str], tuple[float, float, float]]) -> pd.DataFrame:
@@ -144,7 +138,7 @@ def test_report_section_renders_only_when_the_stage_ran(tmp_path) -> None:
     assert GENERIC_VIEW_NOTE not in page
 
 
-def test_seed_aggregate_gives_mean_sd_cells() -> None:
+def test_seed_aggregate_gives_mean_sd_cells(tmp_path) -> None:
     rng = np.random.default_rng(1)
     tables = {s: _lskd_table(rng) for s in (1, 2, 3)}
     agg = aggregate_table(tables, ("alpha", "model"), ("accuracy", "macro_f1", "cluster_ratio"))
@@ -155,6 +149,11 @@ def test_seed_aggregate_gives_mean_sd_cells() -> None:
     got = cells[(cells["alpha"] == 0.1) & (cells["model"] == "T=4")]
     assert float(got["value"].iloc[0]) == pytest.approx(want)
     assert (cells["lo"] < cells["value"]).all() and "±" in got["text"].iloc[0]
+    cfg = load_config({"seeds": [1, 2, 3]}, preset=["quick", "lskd"])
+    run = RunFolder.create(tmp_path / "top", cfg, seed=cfg["seed"])
+    page = write_seeds_report(run, cfg, {LSKD_TABLE: agg}, []).read_text()
+    assert '<section id="lskd">' in page and "mean ± sd range across 3 seeds" in page
+    assert page.count("Source: <code>tables/lskd.csv</code>") == 4
 
 
 @pytest.mark.slow
