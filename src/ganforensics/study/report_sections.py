@@ -396,6 +396,9 @@ LSKD_CAPTION = ("Generator attribution (real + each setup): teachers trained wit
                 "scored on the same test draw (at most {n_test} images per class). {what}")
 LSKD_INTERVALS = ("Brackets: 95 % bootstrap intervals over {resamples} resamples of the test "
                   "images (the test sampling only; run seeds for the training randomness).")
+LSKD_ONE_SEED = ("The intervals cover the sampling of the {n} test images only, not the "
+                 "randomness of training: one seed cannot say whether a cell wins across "
+                 "training runs (run --preset seeds3 for that).")
 LSKD_RATIO = ("Cluster ratio: mean distance of a test image's penultimate features to its "
               "class centroid over the mean distance between class centroids (lower = "
               "tighter clusters; the paper's 'diffusion' of a student shows as a higher ratio).")
@@ -426,12 +429,14 @@ def lskd_grid_table(df: pd.DataFrame, value: str) -> pd.DataFrame:
         index="alpha", columns="model", values=value, aggfunc="first", sort=False)
     wide = wide.reindex(columns=models).reset_index()
     wide.columns.name = None
+    wide["alpha"] = [f"{float(a):g}" for a in wide["alpha"]]
     return wide.rename(columns={"alpha": "teacher α"})
 
 
 def render_lskd(sec: Section, d: SectionData) -> None:
     df = d.tables[LSKD_TABLE]
-    sec.p(lskd_verdict(lskd_cells(df), "95 % interval"))
+    sec.p(lskd_verdict(lskd_cells(df), "95 % interval") + " " + LSKD_ONE_SEED.format(
+        n=int(df["n_test"].max())))
     for metric, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
         shown = df.assign(_v=[with_interval(v, lo, hi) for v, lo, hi in zip(
             df[metric], df[f"{metric}_lo"], df[f"{metric}_hi"], strict=True)])
