@@ -152,7 +152,7 @@ def test_seed_aggregate_gives_mean_sd_cells(tmp_path) -> None:
     cfg = load_config({"seeds": [1, 2, 3]}, preset=["quick", "lskd"])
     run = RunFolder.create(tmp_path / "top", cfg, seed=cfg["seed"])
     page = write_seeds_report(run, cfg, {LSKD_TABLE: agg}, []).read_text()
-    assert '<section id="lskd">' in page and "mean ± sd range across 3 seeds" in page
+    assert '<section id="lskd">' in page and "Ranges: mean ± sd across 3 seeds" in page
     assert page.count("Source: <code>tables/lskd.csv</code>") == 4
 
 

@@ -128,7 +128,9 @@ def _lskd_section(rep: HtmlReport, cfg: Mapping[str, Any],
     n = len(cfg["seeds"])
     sec = rep.section("lskd", "LS-KD: label-smoothed teachers and distillation temperature "
                       "(attribution), across seeds")
-    sec.p(lskd_verdict(lskd_seed_cells(df), f"mean ± sd range across {n} seeds"))
+    sec.p(lskd_verdict(lskd_seed_cells(df), "mean ± sd range") + f" Ranges: mean ± sd across "
+          f"{n} seeds (the spread of training and data draws); each seed's report has its "
+          "test-sampling intervals.")
     for metric, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"),
                          ("cluster_ratio", "Cluster ratio")):
         part = df[df["metric"] == metric]
