@@ -80,6 +80,9 @@ def demo(
     Several seeds: --preset seeds3 (or --seeds 2021,2022,2023) runs each seed as its own
     study in OUT/seed-N/ and writes OUT/report.html with mean ± sd across seeds.
 
+    LS-KD (label-smoothed teachers x distillation temperature, on attribution): --preset
+    lskd, with --preset seeds3 for three seeds (docs/study.md).
+
     The shipped simulators are used only where that is honest (the study's train patches
     are the ones they learnt from, and no held-out photo is); otherwise, or with
     --train-simulators, each is trained (1,000 steps; docs/gan.md, "Simulators"). The same

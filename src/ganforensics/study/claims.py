@@ -85,3 +85,46 @@ def rule_text(rule: ClaimRule = CLAIM_RULE) -> str:
     return (f"'catches' = the AP interval's lower end is at least {rule.catch_ap:.2f}; "
             f"'misses' = its upper end is below {rule.miss_ap:.2f}; 'partly' = the interval "
             f"lies between the two; 'uncertain' = it straddles a bar")
+
+
+LS_KD = "'LS teacher + T = 1'"
+
+
+def _cell_name(row: Any) -> str:
+    return f"α = {float(row['alpha']):g}, {row['model']}"
+
+
+def lskd_verdict(cells: Any, what: str, metric: str = "student accuracy") -> str:
+    """Whether a label-smoothed teacher's student at T = 1 wins, worded from the spreads only.
+
+    `cells`: one row per student (teachers left out) with `alpha`, `model` (`T=<T>`),
+    `value`, `lo`, `hi` (the ends of its interval, or mean ∓ sd across seeds) and `text` (the
+    value as shown). `what` names the spread ("95 % interval", "mean ± sd range"). The LS cell
+    is the best of those with alpha > 0 at T = 1; it *wins* when it has the highest value and
+    its range lies wholly above every other cell's; otherwise the sentence says which cells it
+    cannot be told apart from, or which cell beats it. A missing end (no interval, one seed)
+    never separates."""
+    rows = [r for _, r in cells.iterrows()] if hasattr(cells, "iterrows") else list(cells)
+    ls = [r for r in rows if float(r["alpha"]) > 0 and r["model"] == "T=1"]
+    if not ls or len(rows) < 2:
+        return (f"This grid has no label-smoothed teacher (alpha > 0) with a student at T = 1 "
+                f"and another cell to compare, so it cannot say whether {LS_KD} wins.")
+    target = max(ls, key=lambda r: float(r["value"]))
+    others = [r for r in rows if r is not target]
+    best = max(others, key=lambda r: float(r["value"]))
+    name = _cell_name(target)
+    if float(target["value"]) >= float(best["value"]):
+        lo = _number(target["lo"])
+        tied = [r for r in others if math.isnan(lo) or not _number(r["hi"]) < lo]
+        if not tied:
+            return (f"{LS_KD} wins here: {name} has the highest {metric}, {target['text']}, "
+                    f"and its {what} lies above those of all {len(others)} other cells.")
+        return (f"{LS_KD} ({name}) has the highest {metric}, {target['text']}, but its {what} "
+                f"overlaps those of {len(tied)} of the {len(others)} other cells (closest: "
+                f"{_cell_name(best)}, {best['text']}), so this run cannot tell it apart from "
+                f"them: it does not show that {LS_KD} wins.")
+    apart = _number(best["lo"]) > _number(target["hi"])  # False with a NaN end
+    return (f"{LS_KD} does not win here: {_cell_name(best)} has the highest {metric}, "
+            f"{best['text']}, against {target['text']} for {name}; "
+            + (f"their {what}s do not overlap." if apart else
+               f"their {what}s overlap, so the two cannot be told apart."))

@@ -36,7 +36,7 @@ from ganforensics.study.setups import SIMULATOR_SOURCES, check_arms, check_train
 
 PRESETS = {"default": None, "quick": "quick.yaml", "seeds3": "seeds3.yaml",
            "sampled": "sampled.yaml", "objectives": "objectives.yaml",
-           "oneclass": "oneclass.yaml", "npr": "npr.yaml"}
+           "oneclass": "oneclass.yaml", "npr": "npr.yaml", "lskd": "lskd.yaml"}
 """Named presets: packaged YAML files of overrides beside defaults.yaml (applied in the order
 given, before a config file)."""
 
@@ -73,6 +73,8 @@ _REGISTRIES: dict[str, Collection[Any]] = {
     "detectors.spectral_profile.classifier": CLASSIFIERS,
     "detectors.one_class.features": ONE_CLASS_FEATURES,
     "detectors.one_class.model": ONE_CLASS_MODELS,
+    "detectors.lskd.arch": ARCHS,
+    "detectors.lskd.recipe": RECIPES,
     "quality.extractor": EXTRACTORS,
     "evaluate.grid": GRIDS,
 }
@@ -91,6 +93,9 @@ _MINIMUM: dict[str, int] = {
     "bypass.n_train": 1, "bypass.draws": 1, "explain.top_k": 1,
     "explain.random_draws": 1, "explain.n_samples": 1, "evaluate.resamples": 0,
     "quality.fid_resamples": 0, "quality.n": 2,
+    "detectors.lskd.epochs": 1, "detectors.lskd.batch_size": 1,
+    "detectors.lskd.n_per_class.train": 1, "detectors.lskd.n_per_class.val": 1,
+    "detectors.lskd.n_per_class.test": 1,
 }
 
 
@@ -276,6 +281,28 @@ def _normalise_setups(items: list[Any], preset: str) -> list[dict[str, Any]]:
     return setups
 
 
+def _check_lskd(c: dict[str, Any]) -> None:
+    """`detectors.lskd`: alphas in [0, 1), positive temperatures, neither empty nor repeated
+    (normalised to floats), aug_prob in [0, 1]."""
+    checks = {"alphas": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+              "temperatures": (lambda v: v > 0, "a positive number")}
+    for key, (ok, what) in checks.items():
+        values = c[key]
+        if not values:
+            raise ConfigError(f"config key 'detectors.lskd.{key}' must list at least one value")
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+                raise ConfigError(f"config key 'detectors.lskd.{key}[{i}]' must be {what}, "
+                                  f"got {v!r}")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"config key 'detectors.lskd.{key}' must not repeat a value, "
+                              f"got {values!r}")
+        c[key] = [float(v) for v in values]
+    if not 0 <= c["aug_prob"] <= 1:
+        raise ConfigError(f"config key 'detectors.lskd.aug_prob' must be in [0, 1], "
+                          f"got {c['aug_prob']}")
+
+
 def _get(cfg: Mapping[str, Any], path: str) -> Any:
     node: Any = cfg
     for part in path.split("."):
@@ -323,6 +350,7 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if oc["doping"] < 0 or oc["compare_ratio"] <= 0:
         raise ConfigError("config keys 'detectors.one_class.doping' must be >= 0 and "
                           f"'compare_ratio' > 0, got {oc['doping']}, {oc['compare_ratio']}")
+    _check_lskd(cfg["detectors"]["lskd"])
     frac = cfg["spectra"]["top_fraction"]
     if not 0 < frac <= 1:
         raise ConfigError(f"config key 'spectra.top_fraction' must be in (0, 1], got {frac}")

@@ -52,6 +52,10 @@ class StudyContext:
         robustness, grayscale and explain)."""
         return train_setups(self.cfg)
 
+    def fake_train_setups(self) -> list[str]:
+        """The setups that get train / val fakes (`fake_train_setups`)."""
+        return fake_train_setups(self.cfg)
+
     def real_manifest(self) -> pd.DataFrame:
         return read_manifest(self.path / "data" / "real.csv")
 
@@ -63,6 +67,20 @@ class StudyContext:
 
     def enabled_detectors(self) -> list[str]:
         return enabled_detectors(self.cfg)
+
+
+def lskd_enabled(cfg: dict[str, Any]) -> bool:
+    """True when the config turns the `lskd` stage (attribution over every setup) on."""
+    return bool(cfg["detectors"]["lskd"]["enabled"])
+
+
+def fake_train_setups(cfg: dict[str, Any]) -> list[str]:
+    """The setups whose train / val fakes the study uses: the detectors' training setups, and
+    with `detectors.lskd` on every setup (its attribution classes), in study order."""
+    trains = train_setups(cfg)
+    if not lskd_enabled(cfg):
+        return trains
+    return list(dict.fromkeys([*trains, *(s["name"] for s in study_setups(cfg))]))
 
 
 def detector_id(kind: str, train_setup: str, cfg: dict[str, Any]) -> str:

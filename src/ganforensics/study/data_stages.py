@@ -99,10 +99,11 @@ def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
 
 
 def fake_counts(ctx: StudyContext, setup_name: str) -> dict[str, int]:
-    """How many fakes a setup needs per split (train/val only for the detectors' setups)."""
+    """How many fakes a setup needs per split (train/val only for the setups that use them:
+    the detectors' training setups, every setup with `detectors.lskd` on)."""
     f = ctx.cfg["fakes"]
     counts = {"test": f["n_test"]}
-    if setup_name in ctx.train_setups():
+    if setup_name in ctx.fake_train_setups():
         counts.update(train=f["n_train"], val=f["n_val"])
     return counts
 

@@ -28,6 +28,7 @@ from ganforensics.study.context import (
     detector_id,
     detector_runs,
     enabled_detectors,
+    lskd_enabled,
 )
 from ganforensics.study.data_stages import (
     make_fakes_stage,
@@ -45,6 +46,7 @@ from ganforensics.study.detector_stages import (
     stage_jpeg96,
 )
 from ganforensics.study.explain_stages import stage_explain
+from ganforensics.study.lskd_stages import stage_lskd
 from ganforensics.study.measure_stages import stage_quality, stage_spectra
 from ganforensics.study.one_class_stages import one_class_needs, stage_one_class
 from ganforensics.study.report import write_report
@@ -85,6 +87,9 @@ def build_stages(cfg: Mapping[str, Any]) -> list[Stage]:
         stages.append(Stage("one-class", stage_one_class,
                             needs=all_fakes + one_class_needs(cfg, ONE_CLASS),
                             title="one-class detector: DOPING vs baselines, false positives"))
+    if lskd_enabled(cfg):
+        stages.append(Stage("lskd", stage_lskd, needs=all_fakes,
+                            title="LS-KD: label-smoothed teachers, students at each T"))
     if cfg["bypass"]["enabled"]:
         stages.append(Stage("bypass", stage_bypass, needs=all_fakes,
                             title="bypass detection rates"))

@@ -18,7 +18,14 @@ import pandas as pd
 
 from ganforensics.data.perturb import GRAY_WEIGHTS
 from ganforensics.explain.ffrs import RANKING_COLUMNS
-from ganforensics.study.claims import CLAIMS, claim, rule_text, with_interval, with_spread
+from ganforensics.study.claims import (
+    CLAIMS,
+    claim,
+    lskd_verdict,
+    rule_text,
+    with_interval,
+    with_spread,
+)
 from ganforensics.study.detector_stages import (
     BYPASS_TABLE,
     DETECTION_TABLE,
@@ -29,6 +36,7 @@ from ganforensics.study.detector_stages import (
     robustness_files,
 )
 from ganforensics.study.explain_stages import COLOUR_MAPS_TABLE, MASKING_TABLE, RANKING_TABLE
+from ganforensics.study.lskd_stages import LSKD_TABLE
 from ganforensics.study.measure_stages import (
     ARMS_FIGURE,
     QUALITY_TABLE,
@@ -382,6 +390,71 @@ def one_class_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
     return out[:3]
 
 
+LSKD_CAPTION = ("Generator attribution (real + each setup): teachers trained with label "
+                "smoothing α (rows; 0 = plain cross-entropy), `{arch}` students distilled from "
+                "each at temperature T (columns, KD loss only), {epochs} epochs each, all "
+                "scored on the same test draw (at most {n_test} images per class). {what}")
+LSKD_INTERVALS = ("Brackets: 95 % bootstrap intervals over {resamples} resamples of the test "
+                  "images (the test sampling only; run seeds for the training randomness).")
+LSKD_ONE_SEED = ("The intervals cover the sampling of the {n} test images only, not the "
+                 "randomness of training: one seed cannot say whether a cell wins across "
+                 "training runs (run --preset seeds3 for that).")
+LSKD_RATIO = ("Cluster ratio: mean distance of a test image's penultimate features to its "
+              "class centroid over the mean distance between class centroids (lower = "
+              "tighter clusters; the paper's 'diffusion' of a student shows as a higher ratio).")
+
+
+def lskd_caption(cfg: Mapping[str, Any], what: str) -> str:
+    c = cfg["detectors"]["lskd"]
+    return LSKD_CAPTION.format(arch=c["arch"], epochs=c["epochs"],
+                               n_test=c["n_per_class"]["test"], what=what)
+
+
+def lskd_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The students of one seed's `tables/lskd.csv` as `claims.lskd_verdict` cells
+    (accuracy with its interval)."""
+    st = df[df["model"].astype(str) != "teacher"]
+    return pd.DataFrame({"alpha": st["alpha"], "model": st["model"].astype(str),
+                         "value": st["accuracy"], "lo": st["accuracy_lo"],
+                         "hi": st["accuracy_hi"],
+                         "text": [with_interval(v, lo, hi) for v, lo, hi in
+                                  zip(st["accuracy"], st["accuracy_lo"], st["accuracy_hi"],
+                                      strict=True)]})
+
+
+def lskd_grid_table(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    """alpha (rows) x model (teacher, T=1, ...) of the text column `value`."""
+    models = list(dict.fromkeys(df["model"].astype(str)))
+    wide = df.assign(model=df["model"].astype(str)).pivot_table(
+        index="alpha", columns="model", values=value, aggfunc="first", sort=False)
+    wide = wide.reindex(columns=models).reset_index()
+    wide.columns.name = None
+    wide["alpha"] = [f"{float(a):g}" for a in wide["alpha"]]
+    return wide.rename(columns={"alpha": "teacher α"})
+
+
+def render_lskd(sec: Section, d: SectionData) -> None:
+    df = d.tables[LSKD_TABLE]
+    sec.p(lskd_verdict(lskd_cells(df), "95 % interval") + " " + LSKD_ONE_SEED.format(
+        n=int(df["n_test"].max())))
+    for metric, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")):
+        shown = df.assign(_v=[with_interval(v, lo, hi) for v, lo, hi in zip(
+            df[metric], df[f"{metric}_lo"], df[f"{metric}_hi"], strict=True)])
+        sec.table(lskd_grid_table(shown, "_v"), f"{name}. " + lskd_caption(
+            d.cfg, LSKD_INTERVALS.format(resamples=d.cfg["evaluate"]["resamples"])),
+            LSKD_TABLE)
+    shown = df.assign(_v=[fmt(v) for v in df["cluster_ratio"]])
+    sec.table(lskd_grid_table(shown, "_v"), LSKD_RATIO, LSKD_TABLE)
+
+
+def lskd_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
+    table = rows.get(LSKD_TABLE)
+    if not table:
+        return []
+    return [f"{lskd_verdict(lskd_cells(pd.DataFrame(table)), '95 % interval')} "
+            f"[{LSKD_TABLE}]"]
+
+
 def jpeg96_numbers(rows: Rows, cfg: Mapping[str, Any]) -> list[str]:
     mean = {(r.get("detector"), r.get("condition")): r for r in rows.get(JPEG96_TABLE, [])
             if r.get("generator") == "mean"}
@@ -538,6 +611,8 @@ OPTIONAL_SECTIONS: dict[str, ReportSection] = {
     "one-class": ReportSection("One-class detection on reals only, with DOPING",
                                (ONE_CLASS_TABLE, ONE_CLASS_FP_TABLE), ("one-class",),
                                render_one_class, one_class_numbers),
+    "lskd": ReportSection("LS-KD: label-smoothed teachers and distillation temperature "
+                          "(attribution)", (LSKD_TABLE,), ("lskd",), render_lskd, lskd_numbers),
 }
 """Sections of stages that are off by default (`--preset npr`): in the report only when their
 stage ran (or failed), never as a "not run" box."""

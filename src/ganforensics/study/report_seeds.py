@@ -13,9 +13,11 @@ from typing import Any
 import pandas as pd
 
 from ganforensics.io.runs import RunFolder, dump_yaml
-from ganforensics.study.claims import rule_text, with_spread
+from ganforensics.study.claims import lskd_verdict, rule_text, with_spread
+from ganforensics.study.lskd_stages import LSKD_TABLE
 from ganforensics.study.report import FAILED
 from ganforensics.study.report_html import HtmlReport, Section
+from ganforensics.study.report_sections import LSKD_RATIO, lskd_caption, lskd_grid_table
 from ganforensics.study.stages import StageResult
 from ganforensics.study.variants import RULE, VARIANTS_TABLE, summary_lines
 
@@ -107,6 +109,40 @@ def _variants_section(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> No
               "variant's fakes against the plain setup's.", VARIANTS_TABLE)
 
 
+def lskd_seed_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The students' accuracy rows of the aggregate `tables/lskd.csv` as
+    `claims.lskd_verdict` cells: mean, its mean ∓ sd range, `mean ± sd`."""
+    acc = df[(df["metric"] == "accuracy") & (df["model"].astype(str) != "teacher")]
+    return pd.DataFrame({"alpha": acc["alpha"], "model": acc["model"].astype(str),
+                         "value": acc["mean"], "lo": acc["mean"] - acc["sd"],
+                         "hi": acc["mean"] + acc["sd"],
+                         "text": [with_spread(m, sd) for m, sd in
+                                  zip(acc["mean"], acc["sd"], strict=True)]})
+
+
+def _lskd_section(rep: HtmlReport, cfg: Mapping[str, Any],
+                  tables: Mapping[str, pd.DataFrame]) -> None:
+    df = tables.get(LSKD_TABLE)
+    if df is None or not len(df):
+        return
+    n = len(cfg["seeds"])
+    sec = rep.section("lskd", "LS-KD: label-smoothed teachers and distillation temperature "
+                      "(attribution), across seeds")
+    sec.p(lskd_verdict(lskd_seed_cells(df), "mean ± sd range") + f" Ranges: mean ± sd across "
+          f"{n} seeds (the spread of training and data draws); each seed's report has its "
+          "test-sampling intervals.")
+    for metric, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"),
+                         ("cluster_ratio", "Cluster ratio")):
+        part = df[df["metric"] == metric]
+        text = [with_spread(m, sd) + ("" if k == n else f" ({int(k)} seeds)")
+                for m, sd, k in zip(part["mean"], part["sd"], part["n_seeds"], strict=True)]
+        what = f"Mean ± sd across {n} seeds." + (f" {LSKD_RATIO}" if metric == "cluster_ratio"
+                                                 else "")
+        sec.table(lskd_grid_table(part.assign(_v=text), "_v"),
+                  f"{name}. " + lskd_caption(cfg, what), LSKD_TABLE)
+    sec.table(_metric_table(df, "accuracy"), "Accuracy: each seed's value.", LSKD_TABLE)
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in df.to_dict(orient="records")]
@@ -128,6 +164,7 @@ def write_seeds_report(run: RunFolder, cfg: Mapping[str, Any],
                      "below comes from a file in the run folder, named under its table.")
     _overview(rep, cfg, tables, results)
     _variants_section(rep, tables)
+    _lskd_section(rep, cfg, tables)
     _table_sections(rep, tables)
     sec = rep.section("caveats", "Caveats")
     sec.items([

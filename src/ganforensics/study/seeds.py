@@ -26,6 +26,7 @@ from ganforensics.study.detector_stages import (
     ROBUSTNESS_TABLE,
 )
 from ganforensics.study.explain_stages import MASKING_TABLE
+from ganforensics.study.lskd_stages import LSKD_TABLE
 from ganforensics.study.measure_stages import QUALITY_TABLE, SPECTRA_TABLE
 from ganforensics.study.pipeline import open_run, run_study
 from ganforensics.study.report_seeds import write_seeds_report
@@ -41,6 +42,7 @@ AGGREGATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ROBUSTNESS_TABLE: (("condition", "generator"), ("ap",)),
     GRAYSCALE_TABLE: (("generator", "input"), ("ap", "acc_cal")),
     MASKING_TABLE: (("condition", "generator"), ("ap",)),
+    LSKD_TABLE: (("alpha", "model"), ("accuracy", "macro_f1", "cluster_ratio")),
 }
 """Per-seed table -> (its natural keys, the metrics aggregated). The aggregate of each is
 written under the same name in the top folder with columns: keys, `metric`, `mean`, `sd`
