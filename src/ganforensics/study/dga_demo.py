@@ -226,7 +226,7 @@ def build_report(results: dict[str, Any], metrics: pd.DataFrame, hardening: pd.D
         sec.p(f"{v}: " + "  ".join(x if x else "(empty)" for x in s))
     sec = rep.section("hardening", "Hardening: cross-variant evasion")
     piv = hardening.pivot_table(index=["classifier", "hardened_with"], columns="eval_variant",
-                                values="evasion").reset_index()
+                                values="evasion", dropna=False).reset_index()
     acc = hardening.groupby(["classifier", "hardened_with"], as_index=False)[
         ["test_accuracy", "test_auc"]].first()
     sec.table(piv.merge(acc, on=["classifier", "hardened_with"]),

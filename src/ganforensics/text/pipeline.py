@@ -231,8 +231,10 @@ def train_classifier_run(data: Path, kind: str, out: Path, cfg: ClassifierConfig
 
 
 def _read_list(path: Path) -> list[str]:
+    """Generated names, one per line; an empty line is an empty (invalid) name."""
     try:
-        return [s.strip() for s in Path(path).read_text().splitlines() if s.strip()]
+        lines = Path(path).read_text().split("\n")
+        return [s.strip() for s in (lines[:-1] if lines and lines[-1] == "" else lines)]
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror or exc}") from None
 
