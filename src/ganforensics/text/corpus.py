@@ -16,6 +16,8 @@ DGA-like generators, and user lists (docs/text.md, "Data").
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.resources
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +114,7 @@ def hsts_hosts() -> list[str]:
     try:
         table = hp._JUMPTABLE
         entries = hp._iter_entries
-        with hp.open_pkg_binary("hstspreload.bin") as f:
-            blob = f.read()
+        blob = importlib.resources.files("hstspreload").joinpath("hstspreload.bin").read_bytes()
         hosts: set[str] = set()
         for layer in table:
             for jump in layer:
@@ -131,7 +132,9 @@ def hsts_hosts() -> list[str]:
         raise InputError(f"hstspreload {hp.__version__}: only {len(out)} hosts found; "
                          "pass --benign")
     step = max(1, len(out) // 50)
-    missing = [h for h in out[::step] if not hp.in_hsts_preload(h)]
+    with warnings.catch_warnings():  # its lookup uses a deprecated importlib.resources call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        missing = [h for h in out[::step] if not hp.in_hsts_preload(h)]
     if missing:
         raise InputError(f"hstspreload {hp.__version__}: enumerated hosts not confirmed by "
                          f"in_hsts_preload (e.g. {missing[0]}); pass --benign")
