@@ -53,8 +53,7 @@ class DemoConfig:
     benign: int = 6000
     max_len: int = 32
     ae: AEConfig = field(default_factory=lambda: AEConfig(epochs=10, filters=64, lr=3e-3))
-    gan_steps: int = 300
-    gan_lr: float = 1e-3
+    gan_steps: int = 600
     classifier: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(epochs=4))
     n_names: int = 2000
     harden_cap: int = 1500
@@ -88,9 +87,8 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, *, force: bool = False,
         gan_info = {}
         for v in VARIANTS:
             t = time.perf_counter()
-            g, _d, info = train_gan(ae, ds.benign_train, vocab,
-                                    GanConfig(variant=v, steps=cfg.gan_steps, lr=cfg.gan_lr,
-                                              seed=cfg.seed), progress)
+            gcfg = GanConfig(variant=v, steps=cfg.gan_steps, seed=cfg.seed)
+            g, _d, info = train_gan(ae, ds.benign_train, vocab, gcfg, progress)
             save_generator(g, out / "generators" / v, vocab, {"variant": v, "training": info})
             run.write_csv(f"generators/{v}/losses.csv", pd.DataFrame(info["history"]))
             gens[v], gan_info[v] = g, info

@@ -64,7 +64,9 @@ class GanConfig:
     variant: str = "wgan-gp"
     steps: int = 2000
     batch: int = 64
-    lr: float = 1e-4
+    lr: float = 1e-3
+    """Adam lr of G's dense layer and D's head (the paper gives none; 1e-4 learnt far slower
+    in a 1,000-step probe: unigram JS 0.55 vs 0.15, docs/text.md)."""
     betas: tuple[float, float] = (0.5, 0.9)
     z_dim: int = Z_DIM
     n_critic: int | None = None
