@@ -278,8 +278,9 @@ def demo_cmd(
     Benign names from the HSTS preload list, synthetic DGA-like names; trains the
     autoencoder, the three GAN variants (gan, lsgan, wgan-gp) and the four classifiers,
     measures fresh names of each variant, fine-tunes every classifier with every variant's
-    names and writes the cross-variant table, results.json and report.html. About 5 minutes
-    on one CPU thread. The last line on stdout is the report's path.
+    names and writes the cross-variant table, results.json and report.html. About 10 minutes
+    with --threads 1 on a busy 2-core machine (docs/text.md). The last line on stdout is the
+    report's path.
 
     Example: ganforensics dga demo --out runs/dga-demo
     """
