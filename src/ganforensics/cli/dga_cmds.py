@@ -290,7 +290,7 @@ def demo_cmd(
     if benign is not None:
         cfg.benign = benign
     if gan_steps is not None:
-        cfg.gan_steps = gan_steps
+        cfg.gan.steps = gan_steps
     if n_names is not None:
         cfg.n_names = n_names
     report, results = run_demo(out_dir, cfg, force=force, progress=info)

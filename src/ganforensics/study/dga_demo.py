@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ class DemoConfig:
     benign: int = 6000
     max_len: int = 32
     ae: AEConfig = field(default_factory=lambda: AEConfig(epochs=10, filters=64, lr=3e-3))
-    gan_steps: int = 600
+    gan: GanConfig = field(default_factory=lambda: GanConfig(steps=600))
+    """One config for the three variants (`variant` is set per variant)."""
     classifier: ClassifierConfig = field(default_factory=lambda: ClassifierConfig(epochs=4))
     n_names: int = 2000
     harden_cap: int = 1500
@@ -87,7 +88,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, *, force: bool = False,
         gan_info = {}
         for v in VARIANTS:
             t = time.perf_counter()
-            gcfg = GanConfig(variant=v, steps=cfg.gan_steps, seed=cfg.seed)
+            gcfg = replace(cfg.gan, variant=v, seed=cfg.seed)
             g, _d, info = train_gan(ae, ds.benign_train, vocab, gcfg, progress)
             save_generator(g, out / "generators" / v, vocab, {"variant": v, "training": info})
             run.write_csv(f"generators/{v}/losses.csv", pd.DataFrame(info["history"]))
