@@ -85,7 +85,8 @@ def test_the_protocol_command_by_command(flow):
     assert {"ks_length", "js_unigram", "js_bigram", "repeat_rate", "benign_collision",
             "valid_rate", "evasion_bigram", "usable_bigram"} <= set(rows[0])
     res = _invoke("dga", "harden", "--data", tmp / "data", "--classifier", tmp / "bigram",
-                  "--generator", tmp / "gan", "--out", tmp / "harden", "--n-names", 40, "--json")
+                  "--generator", tmp / "gan", "--out", tmp / "harden", "--n-names", 40, "--epochs",
+                  1, "--json")
     rows = json.loads(_ok(res))["rows"]
     assert {(r["hardened_with"], r["eval_variant"]) for r in rows} == {
         ("none", "wgan-gp"), ("wgan-gp", "wgan-gp")}
@@ -127,3 +128,5 @@ def test_demo_writes_the_report(tmp_path: Path):
     assert len(h) == 4 * 4 * 3  # classifiers x (none + 3 hardened) x 3 eval variants
     for f in ("config.yaml", "env.json", "metrics.csv", "classifiers.csv"):
         assert (tmp_path / "demo" / f).exists()
+    cfg = (tmp_path / "demo" / "config.yaml").read_text()
+    assert "steps: 2" in cfg and "benign: 80" in cfg and "variant:" not in cfg

@@ -236,6 +236,9 @@ def harden_cmd(
                                 "fine-tune mix and (fresh) for the evaluation."),
     cap: int | None = typer.Option(None, "--cap", min=2, help="Most benign names in the "
                                    "fine-tune mix.", show_default=False),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Most fine-tuning epochs "
+                                      "(default: each classifier's training setting).",
+                                      show_default=False),
     seed: int = typer.Option(0, help="Seed."),
     force: bool = _FORCE,
     as_json: bool = _JSON,
@@ -249,7 +252,7 @@ def harden_cmd(
     from ganforensics.text.pipeline import harden_run
 
     run, table = harden_run(data, classifier, generator, out_dir, n_names=n_names, seed=seed,
-                            cap=cap, force=force, progress=info)
+                            cap=cap, epochs=epochs, force=force, progress=info)
     if as_json:
         out(to_json({"run": str(run), "rows": table.to_dict(orient="records")}))
     else:

@@ -69,8 +69,9 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, *, force: bool = False,
     out = Path(out)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-    with RunFolder.create(out, {"command": "dga demo", **asdict(cfg)}, seed=cfg.seed,
-                          force=force) as run:
+    config = {"command": "dga demo", **asdict(cfg), "variants": list(VARIANTS)}
+    del config["gan"]["variant"], config["gan"]["seed"]  # set per variant / from `seed`
+    with RunFolder.create(out, config, seed=cfg.seed, force=force) as run:
         t = time.perf_counter()
         build_data(out / "data", limit=cfg.benign, max_len=cfg.max_len, seed=cfg.seed,
                    force=True, progress=progress)

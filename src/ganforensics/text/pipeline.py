@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -318,11 +318,16 @@ def harden(ds: DataSet, clfs: dict[str, DGAClassifier], generators: dict[str, An
 
 def harden_run(data: Path, classifiers: Sequence[Path], generators: Sequence[Path], out: Path,
                *, n_names: int = 2000, seed: int = 0, cap: int | None = None,
-               force: bool = False, progress: Progress = _quiet) -> tuple[Path, pd.DataFrame]:
+               epochs: int | None = None, force: bool = False, progress: Progress = _quiet
+               ) -> tuple[Path, pd.DataFrame]:
     """`harden` over saved classifiers and generators; writes hardening.csv and the tuned
-    classifiers (`tuned/<classifier>-<variant>/`)."""
+    classifiers (`tuned/<classifier>-<variant>/`). `epochs` bounds the fine-tuning (default:
+    each classifier's own training setting)."""
     ds = DataSet(data)
     clfs = {_clf_name(p): DGAClassifier.load(p) for p in classifiers}
+    if epochs is not None:
+        for c in clfs.values():
+            c.cfg = replace(c.cfg, epochs=epochs)
     gens = {}
     for p in generators:
         g, vocab, meta = load_generator(p)
@@ -332,7 +337,7 @@ def harden_run(data: Path, classifiers: Sequence[Path], generators: Sequence[Pat
     config = {"command": "dga harden", "data": str(data),
               "classifiers": [str(p) for p in classifiers],
               "generators": [str(p) for p in generators], "n_names": n_names, "seed": seed,
-              "cap": cap}
+              "cap": cap, "epochs": epochs}
     with RunFolder.create(out, config, seed=seed, force=force) as run:
         table, tuned = harden(ds, clfs, gens, n_names=n_names, seed=seed, cap=cap,
                               progress=progress)
