@@ -67,7 +67,8 @@ def benign_collision(names: Sequence[str], benign: set[str] | frozenset[str]) ->
     return len(uniq & benign) / len(uniq) if uniq else float("nan")
 
 
-def name_metrics(names: Sequence[str], benign_ref: Sequence[str], benign_all: set[str],
+def name_metrics(names: Sequence[str], benign_ref: Sequence[str],
+                 benign_all: set[str] | frozenset[str],
                  scores: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """All metrics of one set of generated names. `scores[classifier]` are P(DGA) of `names`
     (same order). Evasion counts valid names; usable counts all names."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,9 @@ class DataSet:
             raise InputError(f"{p}: missing from the data folder")
         return [s for s in p.read_text().split("\n") if s]
 
-    @property
-    def benign_all(self) -> set[str]:
-        return set(self.benign_train) | set(self.benign_held_out)
+    @cached_property
+    def benign_all(self) -> frozenset[str]:
+        return frozenset(self.benign_train) | frozenset(self.benign_held_out)
 
     def train_set(self) -> tuple[list[str], list[int]]:
         return (self.benign_train + self.dga_train,
@@ -132,7 +133,8 @@ def build_data(out: Path, *, benign: Sequence[Path] = (), dga: Sequence[Path] = 
     else:
         n = n_dga if n_dga is not None else len(corpus.all)
         dga_rows = synthetic_dga(n, seed, max_len=max_len)
-    dga_rows = [(n, s) for n, s in dict(dga_rows).items() if n not in set(corpus.all)]
+    benign_set = set(corpus.all)
+    dga_rows = [(n, s) for n, s in dict(dga_rows).items() if n not in benign_set]
     if len(dga_rows) < 3:
         raise InputError("too few DGA names (need at least 3 valid ones not in the benign list)")
     d_tr, d_held = split_names([n for n, _ in dga_rows], HELD_OUT, seed)
