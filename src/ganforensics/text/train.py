@@ -152,8 +152,7 @@ def train_gan(ae: Autoencoder, real: Sequence[str], vocab: Vocab, cfg: GanConfig
     rc = cfg.resolved()
     torch.manual_seed(cfg.seed)
     gen_rng = torch.Generator().manual_seed(cfg.seed)
-    dec = ae.decoder if cfg.train_bodies else _copy(ae).decoder
-    enc = ae.encoder if cfg.train_bodies else _copy(ae).encoder
+    dec, enc = _copy(ae).decoder, _copy(ae).encoder  # the caller's autoencoder stays as it is
     g = Generator(dec, cfg.z_dim, cfg.train_bodies)
     d = Critic(enc, cfg.train_bodies)
     opt_g = torch.optim.Adam([p for p in g.parameters() if p.requires_grad], lr=cfg.lr,
