@@ -9,6 +9,7 @@ from ganforensics.cli import (  # noqa: F401  (each module registers its command
     attribution_cmds,
     data_cmds,
     detector_cmds,
+    dga_cmds,
     explain_cmds,
     gan_cmds,
     one_class_cmds,

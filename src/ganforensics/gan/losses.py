@@ -58,7 +58,7 @@ def gradient_penalty(
     batch: int | None = None,
     rows: slice = slice(None),
 ) -> torch.Tensor:
-    """Penalty on interpolates a*real + (1-a)*fake, a ~ U(0, 1) per sample.
+    """Penalty on interpolates a*real + (1-a)*fake, a ~ U(0, 1) per sample (any input rank).
 
     `1-gp`: weight * (|g| - 1)^2; `0-gp`: weight * |g|^2 (zero-centred). `none`: 0.
     In data-parallel training `real` / `fake` are the `rows` of a global batch of `batch`: the
@@ -67,7 +67,9 @@ def gradient_penalty(
     if kind == "none":
         return real.new_zeros(())
     n = real.shape[0] if batch is None else batch
-    a = torch.rand(n, 1, 1, 1, generator=generator, device="cpu")[rows].to(real.device)
+    # one weight per sample, broadcast over the other dims (images (n, C, H, W); text (n, L, V))
+    shape = (n,) + (1,) * (real.dim() - 1)
+    a = torch.rand(shape, generator=generator, device="cpu")[rows].to(real.device)
     x = (a * real + (1 - a) * fake.detach()).requires_grad_(True)
     out = disc(x)
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
