@@ -76,6 +76,8 @@ def main() -> None:
                     help="the run's configured length (default: the last milestone); fix it "
                          "to extend a run later with more milestones")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device of the training (e.g. cuda); "
+                    "sampling and FID run on the CPU")
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--reference", type=Path, default=None,
                     help="an .npz to cache the reference statistics and floor in (shared by "
@@ -102,7 +104,7 @@ def main() -> None:
     cfg = preset(args.preset, last_block=args.last_block,
                  steps=args.total_steps or milestones[-1],
                  batch=args.batch, dim=args.dim, seed=args.seed, augment=args.augment,
-                 ema=args.ema, checkpoint_every=500, sample_every=1000)
+                 ema=args.ema, checkpoint_every=500, sample_every=1000, device=args.device)
     run_dir = args.work / "run"
     head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,
             "config": cfg.to_dict(), "torch": torch.__version__}

@@ -50,7 +50,8 @@ def train_cmd(
                              "centre-cropped and resized to it)."),
     steps: int = typer.Option(DEFAULT_STEPS, min=1, help="Generator steps."),
     batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Batch size."),
-    loss: str | None = typer.Option(None, help="gan | lsgan | wgan (default: from --preset)."),
+    loss: str | None = typer.Option(None, help="gan | lsgan | wgan | hinge (default: from "
+                                    "--preset)."),
     gp: str | None = typer.Option(None, help="none | 0-gp | 1-gp (default: from --preset)."),
     n_d: int | None = typer.Option(None, "--n-d", min=1, help="D steps per G step (default: from "
                                    "--preset)."),
@@ -73,6 +74,10 @@ def train_cmd(
         "", "--augment", help=f"Augment every image D sees, reals and fakes, differentiably "
         f"(DiffAugment): comma-separated, from {', '.join(AUGMENT_POLICIES)}. Helps when the "
         "training set is small and training is long (docs/gan.md, 'Fake quality').",
+        show_default=False),
+    spectral_norm: bool | None = typer.Option(
+        None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation of D's convs "
+        "instead of its BatchNorm/GroupNorm (default: from --preset; on in sngan).",
         show_default=False),
     ema: float = typer.Option(_D.ema, "--ema", min=0.0, max=0.9999999, help="Keep a moving "
                               "average of G's weights with this decay (e.g. 0.999) and sample "
@@ -122,7 +127,7 @@ def train_cmd(
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device,
                  objectives=tuple(objective),
                  objective_params=parse_objective_params(objective_param),
-                 augment=augment, ema=ema)
+                 augment=augment, ema=ema, spectral_norm=spectral_norm)
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)

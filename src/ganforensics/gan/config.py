@@ -10,6 +10,9 @@ Presets (DESIGN B3):
   pair SAGAN made common), betas (0.5, 0.999).
 - `ttur-wgan-gp`: the TTUR authors' WGAN-GP setting: `1-gp`, lr_d = 3e-4, lr_g = 1e-4,
   betas (0, 0.9), one critic step.
+- `sngan`: SN-GAN (Miyato et al. 2018) on the same nets: hinge loss, spectral normalisation of
+  D's convs (no BatchNorm in D), lr 2e-4 for both, betas (0.5, 0.999), one D step (the paper's
+  setting "C" for its standard CNN).
 
 `DEFAULT_STEPS` (1200) is the default training budget: at 32x32, batch 64, on photo patches it
 gives samples with photo-like colour regions, gradients and textures (not noise) in about
@@ -62,6 +65,8 @@ class GanConfig:
     parameter of every enabled objective after it (`gan.objectives.DEFAULTS`)."""
     augment: tuple[str, ...] = ()
     """Differentiable augmentations of every image D sees (`gan.augment.POLICIES`)."""
+    spectral_norm: bool = False
+    """Spectral normalisation of D's convs instead of its Batch/GroupNorm (SN-GAN)."""
     ema: float = 0.0
     """Decay of an exponential moving average of G's weights, sampled from instead of G
     (0: off). The decay warms up as min(ema, (1 + t) / (10 + t)) at step t."""
@@ -69,7 +74,10 @@ class GanConfig:
 
     @property
     def d_norm(self) -> str:
-        """BatchNorm in D without a gradient penalty, GroupNorm(1, C) with one."""
+        """D's normalisation: spectral norm when asked, else BatchNorm without a gradient
+        penalty and GroupNorm(1, C) with one."""
+        if self.spectral_norm:
+            return "spectral"
         return "batch" if self.gp == "none" else "group"
 
     @property
@@ -95,6 +103,7 @@ class GanConfig:
         self.objectives = tuple(self.objective_params)
         self.augment = parse_policy(self.augment)
         self.ema = float(self.ema)
+        self.spectral_norm = bool(self.spectral_norm)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema: the decay must be in [0, 1), got {self.ema}")
         return self
@@ -111,6 +120,8 @@ class GanConfig:
             del d["augment"]
         if not self.ema:
             del d["ema"]
+        if not self.spectral_norm:
+            del d["spectral_norm"]
         return d
 
     @classmethod
@@ -144,6 +155,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wgan-gp": dict(loss="wgan", gp="0-gp", n_d=5, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
     "ttur": dict(loss="gan", gp="none", n_d=1, lr_g=1e-4, lr_d=4e-4, betas=(0.5, 0.999)),
     "ttur-wgan-gp": dict(loss="wgan", gp="1-gp", n_d=1, lr_g=1e-4, lr_d=3e-4, betas=(0.0, 0.9)),
+    "sngan": dict(loss="hinge", gp="none", n_d=1, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999),
+                  spectral_norm=True),
 }
 TTUR_PAIR = (1e-4, 4e-4)  # (lr_g, lr_d) applied by `--ttur`
 

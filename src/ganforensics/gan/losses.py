@@ -1,4 +1,8 @@
-"""GAN losses (`gan`, `lsgan`, `wgan`) and gradient penalties (`0-gp`, `1-gp`), DESIGN B3."""
+"""GAN losses (`gan`, `lsgan`, `wgan`, `hinge`) and gradient penalties (`0-gp`, `1-gp`), DESIGN B3.
+
+`hinge` (SN-GAN, Miyato et al. 2018): D minimises mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))),
+G minimises -mean(D(G(z))).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from torch import nn
 
 from ganforensics.errors import ConfigError
 
-LOSSES = ("gan", "lsgan", "wgan")
+LOSSES = ("gan", "lsgan", "wgan", "hinge")
 PENALTIES = ("none", "0-gp", "1-gp")
 GP_WEIGHT = 10.0
 
@@ -33,6 +37,8 @@ def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> t
         )
     if loss == "wgan":
         return fake_logits.mean() - real_logits.mean()
+    if loss == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
     raise ConfigError(f"loss: {loss!r} is not one of {', '.join(LOSSES)}")
 
 
@@ -42,7 +48,7 @@ def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
     if loss == "lsgan":
         return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
-    if loss == "wgan":
+    if loss in ("wgan", "hinge"):
         return -fake_logits.mean()
     raise ConfigError(f"loss: {loss!r} is not one of {', '.join(LOSSES)}")
 

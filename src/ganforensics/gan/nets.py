@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ganforensics.errors import ConfigError
 
@@ -127,22 +128,34 @@ class Generator(nn.Module):
         return self.out(self.last(x))
 
 
+D_NORMS = ("batch", "group", "spectral")
+
+
+def _d_norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()  # spectral: the convs are normalised instead
+
+
 class Discriminator(nn.Module):
-    """Image -> one logit per image. `norm` = "batch" (no gradient penalty) or "group" (GP)."""
+    """Image -> one logit per image. `norm` = "batch" (no gradient penalty), "group" (GP) or
+    "spectral" (spectral normalisation of every conv, no feature normalisation; SN-GAN)."""
 
     def __init__(self, size: int = 32, norm: str = "batch", dim: int = 32):
         super().__init__()
         _n_up(size)
-        if norm not in ("batch", "group"):
-            raise ConfigError(f"norm: {norm!r} must be 'batch' or 'group'")
+        if norm not in D_NORMS:
+            raise ConfigError(f"norm: {norm!r} must be one of {', '.join(D_NORMS)}")
         self.size, self.norm = size, norm
         layers: list[nn.Module] = [nn.Conv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         width, res = dim, size // 2
         while res > 4:
             nxt = min(width * 2, dim * 16)
             layers += [
-                nn.Conv2d(width, nxt, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(nxt) if norm == "batch" else nn.GroupNorm(1, nxt),
+                nn.Conv2d(width, nxt, 4, 2, 1, bias=norm == "spectral"),
+                _d_norm_layer(norm, nxt),
                 nn.LeakyReLU(0.2, True),
             ]
             width, res = nxt, res // 2
@@ -155,6 +168,10 @@ class Discriminator(nn.Module):
         convs = [m for m in layers[:self._local_end] if isinstance(m, nn.Conv2d)]
         self.local_channels = convs[-1].out_channels
         _init_weights(self)
+        if norm == "spectral":  # after the initialisation: SN divides the initialised weights
+            for m in self.net:
+                if isinstance(m, nn.Conv2d):
+                    spectral_norm(m)
 
     @property
     def final(self) -> nn.Conv2d:
