@@ -5,11 +5,14 @@ patches cut from skimage.data photos, each run in a fresh child process with its
 With `--baseline-src DIR` (e.g. the `src` of `git archive <rev> src`) the same runs of that
 code alternate with ours in the same invocation and the ratio is printed. With `--objectives`
 each auxiliary objective (`gan.objectives`) runs alternating with plain training of the same
-block, and its cost relative to plain is printed.
+block, and its cost relative to plain is printed; `--variants` does the same for any training
+option (`KEY=VALUE`, several joined with `+`: `augment=color,translation,cutout`, `ema=0.999`,
+`preset=sngan`, `spectral_norm=1`, `loss=hinge`, `objectives=ss,dag`).
 
     python bench/gan.py [--steps 200] [--threads 1] [--blocks BASELINE N.3.5]
                         [--baseline-src /tmp/base/src] [--repeats 2]
     python bench/gan.py --objectives infomax ss ms dag gn [--blocks BASELINE]
+    python bench/gan.py --variants augment=color,translation,cutout ema=0.999 preset=sngan
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from ganforensics.gan.config import preset
 from ganforensics.gan.train import train_gan
 
 block, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-objs = tuple(o for o in sys.argv[4].split(",") if o) if len(sys.argv) > 4 else ()
-kw = {"objectives": objs} if objs else {}
+kw = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+name = kw.pop("preset", "ttur")
 torch.set_num_threads(threads)
 rng = np.random.default_rng(0)
 photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
@@ -42,9 +45,9 @@ for i in range(2048):
     patches.append(img[y:y + 32, x:x + 32])
 patches = np.stack(patches)
 with tempfile.TemporaryDirectory() as tmp:  # warm-up: one-off kernel and allocator set-up
-    train_gan(preset("ttur", last_block=block, steps=3, checkpoint_every=3, sample_every=3,
+    train_gan(preset(name, last_block=block, steps=3, checkpoint_every=3, sample_every=3,
                      **kw), patches, f"{tmp}/warm", progress=False)
-    cfg = preset("ttur", last_block=block, steps=steps, checkpoint_every=steps,
+    cfg = preset(name, last_block=block, steps=steps, checkpoint_every=steps,
                  sample_every=steps, **kw)
     t, c = time.perf_counter(), time.process_time()
     train_gan(cfg, patches, f"{tmp}/run", progress=False)
@@ -52,14 +55,30 @@ with tempfile.TemporaryDirectory() as tmp:  # warm-up: one-off kernel and alloca
 """
 
 
+def variant_options(text: str) -> dict[str, object]:
+    """`"augment=color,cutout+ema=0.999"` -> preset overrides; "" = plain training."""
+    out: dict[str, object] = {}
+    for part in filter(None, text.split("+")):
+        key, _, value = part.partition("=")
+        if key == "objectives":
+            out[key] = [v for v in value.split(",") if v]
+        elif key == "ema":
+            out[key] = float(value)
+        elif key == "spectral_norm":
+            out[key] = value.lower() in ("1", "true", "yes")
+        else:
+            out[key] = value
+    return out
+
+
 def run_child(src: Path, block: str, steps: int, threads: int,
-              objective: str = "") -> dict[str, float]:
+              variant: str = "") -> dict[str, float]:
     """Wall and CPU seconds of `steps` training steps with the package found in `src`
-    (`objective`: comma-separated auxiliary objectives, "" = plain)."""
+    (`variant`: training options as `variant_options` reads them, "" = plain)."""
     env = {**os.environ, "PYTHONPATH": str(src), "GANFORENSICS_PROGRESS": "0",
            "OMP_NUM_THREADS": str(threads)}
     out = subprocess.run([sys.executable, "-c", CHILD, block, str(steps), str(threads),
-                          objective],
+                          json.dumps(variant_options(variant))],
                          env=env, check=True, capture_output=True, text=True, timeout=3600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -73,8 +92,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--objectives", nargs="+", default=None,
                     help="time these objectives (comma-join to combine) against plain training")
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="time these training options (KEY=VALUE, joined with +) against plain")
     args = ap.parse_args()
-    if args.objectives:
+    if args.objectives or args.variants:
         bench_objectives(args)
         return
     ours = Path(__file__).resolve().parents[1] / "src"
@@ -99,20 +120,22 @@ def main() -> None:
 
 
 def bench_objectives(args: argparse.Namespace) -> None:
-    """Steps/s of each objective against plain training of the same block, alternating."""
+    """Steps/s of each objective or variant against plain training of the same block,
+    alternating."""
+    variants = [f"objectives={o}" for o in args.objectives or []] + list(args.variants or [])
     src = Path(__file__).resolve().parents[1] / "src"
     print(f"32x32, batch 64, ttur preset, {args.steps} steps, {args.threads} torch thread(s), "
           f"best of {args.repeats}; load average at start {os.getloadavg()[0]:.1f}")
     for block in args.blocks:
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeats):
-            for obj in ["", *args.objectives]:
+            for obj in ["", *variants]:
                 r = run_child(src, block, args.steps, args.threads, obj)
                 if obj not in best or r["wall"] < best[obj]["wall"]:
                     best[obj] = r
         for obj, r in best.items():
             ratio = r["wall"] / best[""]["wall"]
-            print(f"{block:9s} {obj or 'plain':16s} {args.steps / r['wall']:6.2f} steps/s "
+            print(f"{block:9s} {obj or 'plain':34s} {args.steps / r['wall']:6.2f} steps/s "
                   f"(wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s)  {ratio:.2f}x plain's time",
                   flush=True)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
