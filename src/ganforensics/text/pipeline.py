@@ -96,6 +96,17 @@ class DataSet:
                 [0] * len(self.benign_held_out) + [1] * len(self.dga_held_out))
 
 
+def _read_lists(paths: Sequence[Path], vocab: Vocab) -> tuple[list[str], list[BadLine]]:
+    """The valid names of several one-name-per-line files, and their bad lines."""
+    names: list[str] = []
+    bad: list[BadLine] = []
+    for p in paths:
+        got, b = read_names(p, vocab)
+        names += got
+        bad += b
+    return names, bad
+
+
 def build_data(out: Path, *, benign: Sequence[Path] = (), dga: Sequence[Path] = (),
                limit: int | None = None, n_dga: int | None = None, max_len: int = DEFAULT_MAX_LEN,
                seed: int = 0, force: bool = False, progress: Progress = _quiet
@@ -106,11 +117,8 @@ def build_data(out: Path, *, benign: Sequence[Path] = (), dga: Sequence[Path] = 
     vocab = Vocab(max_len=max_len)
     bad: list[BadLine] = []
     if benign:
-        names: list[str] = []
-        for p in benign:
-            got, b = read_names(p, vocab)
-            names += got
-            bad += b
+        names, b = _read_lists(benign, vocab)
+        bad += b
         uniq = sorted(set(names))
         if limit is not None and limit < len(uniq):
             rng = np.random.default_rng(derive_seed(seed, "benign-subset"))
@@ -124,11 +132,8 @@ def build_data(out: Path, *, benign: Sequence[Path] = (), dga: Sequence[Path] = 
     if len(corpus.train) < 2 or len(corpus.held_out) < 1:
         raise InputError("too few benign names (need at least 3 valid ones)")
     if dga:
-        user: list[str] = []
-        for p in dga:
-            got, b = read_names(p, vocab)
-            user += got
-            bad += b
+        user, b = _read_lists(dga, vocab)
+        bad += b
         dga_rows = [(n, "user") for n in sorted(set(user))]
     else:
         n = n_dga if n_dga is not None else len(corpus.all)

@@ -256,11 +256,16 @@ def save_autoencoder(ae: Autoencoder, folder: Path, vocab: Vocab, info: dict[str
     return save_model(ae, folder, "autoencoder", meta)
 
 
-def load_autoencoder(path: Path) -> tuple[Autoencoder, Vocab, dict[str, Any]]:
+def _load_kind(path: Path, kind: str, what: str) -> tuple[Path, dict[str, Any], Vocab]:
+    """A saved model's files, metadata and vocabulary; InputError unless it is a `kind`."""
     p, meta = _load_meta(path)
-    if meta.get("kind") != "domaingan-autoencoder":
-        raise InputError(f"{p}: not a DomainGAN autoencoder (kind {meta.get('kind')!r})")
-    vocab = Vocab.from_dict(meta["vocab"])
+    if meta.get("kind") != kind:
+        raise InputError(f"{p}: not a DomainGAN {what} (kind {meta.get('kind')!r})")
+    return p, meta, Vocab.from_dict(meta["vocab"])
+
+
+def load_autoencoder(path: Path) -> tuple[Autoencoder, Vocab, dict[str, Any]]:
+    p, meta, vocab = _load_kind(path, "domaingan-autoencoder", "autoencoder")
     ae = Autoencoder(vocab.size, vocab.max_len, int(meta["filters"]))
     ae.load_state_dict(_state(p))
     return ae, vocab, meta
@@ -273,10 +278,7 @@ def save_generator(g: Generator, folder: Path, vocab: Vocab, info: dict[str, Any
 
 
 def load_generator(path: Path) -> tuple[Generator, Vocab, dict[str, Any]]:
-    p, meta = _load_meta(path)
-    if meta.get("kind") != "domaingan-generator":
-        raise InputError(f"{p}: not a DomainGAN generator (kind {meta.get('kind')!r})")
-    vocab = Vocab.from_dict(meta["vocab"])
+    p, meta, vocab = _load_kind(path, "domaingan-generator", "generator")
     g = Generator(TextDecoder(vocab.size, vocab.max_len, int(meta["filters"])),
                   int(meta["z_dim"]))
     g.load_state_dict(_state(p))
