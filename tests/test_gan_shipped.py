@@ -106,24 +106,51 @@ def test_shipped_is_used_only_where_it_is_honest(trained) -> None:
         shipped_unfit(dest, images[:2], _held(["b", "c"]))
 
 
-@pytest.mark.slow
-def test_the_package_ships_one_simulator_per_default_block_fitting_the_default_photos(
-        tmp_path) -> None:
-    patches = make_patches(tmp_path / "photos")  # the default study's photos, split and seed
+@pytest.fixture(scope="module")
+def default_photos(tmp_path_factory):
+    """The default study's train patch stack and its held-out rows (val and test)."""
+    patches = make_patches(tmp_path_factory.mktemp("photos"))  # default photos, split and seed
     train = split_of(patches, "train")
     stack, _ = load_training_images(train, 32)
     held = patches[patches["split"].astype(str).isin(["val", "test"])]
+    return list(stack), held
+
+
+@pytest.mark.slow
+def test_the_package_ships_one_simulator_per_default_block_fitting_the_default_photos(
+        default_photos) -> None:
+    stack, held = default_photos
     for block in DEFAULT_BLOCKS:
         path = find_shipped(block, 32)
         assert path is not None, block
-        assert shipped_unfit(path, list(stack), held) is None, block
+        assert shipped_unfit(path, stack, held) is None, block
         prov = json.loads((path / PROVENANCE).read_text())
         meta = json.loads((path / "simulator.json").read_text())
-        assert meta["last_block"] == block and meta["config"]["data"]["count"] == len(train)
+        assert meta["last_block"] == block and meta["config"]["data"]["count"] == len(stack)
         assert prov["data"]["sha256"] == meta["config"]["data"]["sha256"]
         assert prov["command"].startswith("python bench/simulator_quality.py")
         assert prov["fid_n"] >= 450 and prov["ratio"] == pytest.approx(
             prov["fid"] / prov["floor"], abs=2e-3)
+
+
+@pytest.mark.slow
+def test_the_package_ships_one_generator_per_default_block_fitting_the_default_photos(
+        default_photos) -> None:
+    stack, held = default_photos
+    gan = load_config()["gan"]
+    for block in DEFAULT_BLOCKS:
+        path = find_shipped(block, 32, kind="gen")
+        assert path is not None, block
+        assert shipped_unfit(path, stack, held) is None, block
+        prov = json.loads((path / PROVENANCE).read_text())
+        meta = json.loads((path / "generator.json").read_text())
+        assert meta["last_block"] == block and meta["arch"] == gan["preset"]  # the demo's GAN
+        assert prov["data"]["n"] == len(stack) and prov["steps"] == meta["steps"]
+        assert prov["command"].startswith("python bench/gan_quality.py")
+        assert prov["fid_n"] >= 450 and prov["ratio"] == pytest.approx(
+            prov["fid"] / prov["floor"], abs=2e-3)
+        weights = load_file(str(path / "generator.safetensors"))
+        assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
 
 
 def test_shipped_names_resolve_or_fail_clearly(tmp_path) -> None:

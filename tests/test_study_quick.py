@@ -50,9 +50,11 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     setups = [s["name"] for s in study_setups(results["config"])]
     gan_setups = [s["name"] for s in results["config"]["gan"]["setups"]]
     assert setups == [n for g in gan_setups for n in (g, f"sim-{g}")]  # both arms by default
-    for g in gan_setups:  # the shipped simulators stand in (the quick patches are theirs)
-        assert (out / "simulators" / g / "shipped.json").is_file(), g
-        assert not (out / "simulators" / g / "checkpoints").exists(), g
+    for g in gan_setups:  # shipped simulators and generators stand in (the patches are theirs)
+        for kind in ("simulators", "gans"):
+            assert (out / kind / g / "shipped.json").is_file(), (kind, g)
+            assert not (out / kind / g / "checkpoints").exists(), (kind, g)
+    assert "shipped with the package" in page  # the caveat says so
     for sec_id, sec in results["sections"].items():
         assert sec["status"] == "ok", (sec_id, sec)
         for fname, rows in sec["tables"].items():
@@ -103,7 +105,7 @@ def test_interrupted_gan_training_resumes_from_its_checkpoint(tmp_path, monkeypa
 
     cfg = load_config({"data": {"max_patches": 300},
                        "gan": {"setups": ["BASELINE", "N.1.5"], "steps": 12,
-                               "checkpoint_every": 6}}, preset="quick")
+                               "checkpoint_every": 6, "source": "train"}}, preset="quick")
     real_train = gtrain.train_gan
 
     def interrupted(config, data, out_dir, **kw):
