@@ -82,7 +82,8 @@ CAPTIONS = {
                "photos the GANs and simulators learnt from. The floor is the FID between that "
                "reference and a disjoint sample of train reals of the same size: what two "
                "samples of the same photos keep apart, so FID / floor = 1 is as close as this "
-               "n can tell. A sampled setup's fakes are its first test fakes; a simulated "
+               "n can tell. FID and the floor both rise as n falls, so compare ratios only "
+               "at equal n. A sampled setup's fakes are its first test fakes; a simulated "
                "setup's are the reconstructions of that second sample of reals. PSNR: a "
                "simulated setup's reconstructions of the test reals against their sources.",
     "spectra": "Spectral discrepancy: the mean absolute difference between the mean durall "
