@@ -255,6 +255,8 @@ def test_study_setups_carry_objectives():
     assert setups["N.1.5-dag"]["objective_params"]["dag"]["weight"] == 0.2
     assert setups["BASELINE-eqlr"]["preset"] == "dcgan"
     assert "objectives" not in setups["BASELINE"]
+    # the plain setups are the variants' baselines: trained like them, never shipped
+    assert cfg["gan"]["source"] == "train"
     with pytest.raises(ConfigError, match=r"gan.setups\[0\].*zoom"):
         load_config({"gan": {"setups": [{"name": "x", "last_block": "BASELINE",
                                           "objectives": ["dag"],

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
 from ganforensics.errors import ConfigError
-from ganforensics.study.config import defaults, load_config, merge
+from ganforensics.study.config import PRESETS, defaults, load_config, merge
 
 
 def test_defaults_resolve_with_the_five_setups() -> None:
@@ -186,6 +186,23 @@ def test_bad_yaml_file_names_the_file(tmp_path) -> None:
         load_config(p)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path) -> None:
+    p = tmp_path / "twice.yaml"
+    p.write_text("gan:\n  steps: 10\nquality:\n  n: 20\ngan:\n  batch_size: 8\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml.*duplicate key 'gan' \(line 5\)"):
+        load_config(p)
+    p.write_text("gan:\n  steps: 10\n  steps: 20\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'steps' \(line 3\)"):
+        load_config(p)
+    p.write_text("gan:\n  steps: 10\nquality:\n  n: 20\n")  # same keys in other mappings
+    assert load_config(p)["gan"]["steps"] == 10
+
+
+def test_every_packaged_preset_loads_with_no_key_given_twice() -> None:
+    for name in PRESETS:  # the package files go through the same strict reader
+        assert load_config(preset=name)["seed"] >= 0
 
 
 def test_cli_study_unknown_key_exits_2(tmp_path) -> None:

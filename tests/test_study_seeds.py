@@ -22,6 +22,7 @@ from ganforensics.study.seeds import (
     aggregate_table,
     run_seeds,
     run_studies,
+    seed_config,
     seed_dir,
 )
 from ganforensics.study.stages import Stage
@@ -188,3 +189,16 @@ def test_force_never_removes_a_seed_folder_another_process_is_running(tmp_path) 
         assert (seed / "stages" / "a.done").exists()
     finally:
         holder.communicate("", timeout=30)
+
+
+def test_several_seeds_train_every_model_and_one_seed_keeps_the_shipped_ones() -> None:
+    cfg = load_config({"seeds": [2021, 2022]})
+    assert cfg["gan"]["source"] == cfg["simulator"]["source"] == "shipped"
+    for seed in (2021, 2022):
+        one = seed_config(cfg, seed)
+        assert (one["seed"], one["seeds"]) == (seed, None)
+        assert one["gan"]["source"] == one["simulator"]["source"] == "train"
+        assert one["gan"]["setups"] == cfg["gan"]["setups"]  # the rest of the section is kept
+    assert cfg["gan"]["source"] == "shipped"  # the study's own config is not changed
+    alone = seed_config(load_config({"seeds": [2022]}), 2022)
+    assert alone["gan"]["source"] == alone["simulator"]["source"] == "shipped"

@@ -78,7 +78,8 @@ def demo(
     from its last checkpoint. The last line on stdout says where the report is.
 
     Several seeds: --preset seeds3 (or --seeds 2021,2022,2023) runs each seed as its own
-    study in OUT/seed-N/ and writes OUT/report.html with mean ± sd across seeds.
+    study in OUT/seed-N/ and writes OUT/report.html with mean ± sd across seeds. Every seed
+    then trains its GANs and simulators (the shipped ones fit one seed's photo split only).
 
     LS-KD (label-smoothed teachers x distillation temperature, on attribution): --preset
     lskd, with --preset seeds3 for three seeds (docs/study.md).

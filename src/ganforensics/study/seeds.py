@@ -60,9 +60,16 @@ def seed_dir(seed: int) -> str:
 
 
 def seed_config(cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """The config one seed runs with: `cfg` with that seed and no seed list."""
+    """The config one seed runs with: `cfg` with that seed and no seed list.
+
+    With more than one seed, every seed trains its GANs and simulators (`source: train`): the
+    shipped ones fit the default seed's photo split only, so the other seeds would train theirs,
+    and a spread across seeds would then measure shipped against trained models."""
     out = copy.deepcopy(dict(cfg))
     out["seed"], out["seeds"] = int(seed), None
+    if len(cfg.get("seeds") or ()) > 1:
+        for part in ("gan", "simulator"):
+            out[part] = {**out.get(part, {}), "source": "train"}
     return out
 
 
@@ -155,6 +162,9 @@ def run_seeds(
     aggregate tables and report; stage results are named `seed-<n>/<stage>`."""
     seeds = [int(s) for s in cfg["seeds"]]
     run = open_run(out, cfg, force=force)
+    if len(seeds) > 1:
+        info("several seeds: every seed trains its GANs and simulators (the shipped ones fit "
+             "one seed's photo split only)")
     with run:
         results: list[StageResult] = []
         for i, seed in enumerate(seeds, 1):
