@@ -8,6 +8,10 @@ run, so the weights are those of one uninterrupted run) 453 samples of the raw G
 `--ema`, of its moving average are compared with `a`. Prints one JSON line per milestone (train
 wall and CPU seconds so far, FID and FID / floor) and appends it to `WORK/quality.jsonl`.
 
+`--extend` trains a finished run of WORK further (a larger `--total-steps`, or a later last
+milestone): the trainer's `extend`, so the weights are still those of one uninterrupted run, and
+the seconds printed count from the run's start (the earlier invocations' rows in quality.jsonl).
+
 With `--ship DIR` the finished generator (the moving average when `--ema`) is packaged as a
 shipped one (`gan.shipped`, float16, with its provenance: the exact command, data, steps, seed,
 FID, floor); the package's own are made with `--ship src/ganforensics/gan/shipped`, one run per
@@ -62,6 +66,23 @@ def _checkpoint_generator(run: Path, name: str, cfg) -> Generator:  # type: igno
     return gen.eval()
 
 
+def _seconds_so_far(log: Path, run: Path) -> tuple[float, float]:
+    """Train wall and CPU seconds that earlier invocations spent reaching the run's latest
+    checkpoint: their row for that step in `log`, else the trainer's own count in the
+    checkpoint; zeros for a new run."""
+    ckpt = latest_checkpoint(run / "checkpoints") if run.is_dir() else None
+    if ckpt is None:
+        return 0.0, 0.0
+    step = int(ckpt.name.split("-")[-1])
+    lines = log.read_text().splitlines() if log.is_file() else []
+    rows = [json.loads(line) for line in lines if line.strip()]
+    done = [r for r in rows if r.get("step") == step]
+    if done:
+        return float(done[-1]["train_wall_s"]), float(done[-1]["train_cpu_s"])
+    state = json.loads((ckpt / "state.json").read_text())  # stopped between milestones
+    return float(state.get("seconds", 0.0)), float(state.get("cpu_seconds", 0.0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ttur")
@@ -75,6 +96,8 @@ def main() -> None:
     ap.add_argument("--total-steps", type=int, default=None,
                     help="the run's configured length (default: the last milestone); fix it "
                          "to extend a run later with more milestones")
+    ap.add_argument("--extend", action="store_true",
+                    help="train the finished run in WORK further (to --total-steps)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="torch device of the training (e.g. cuda); "
                     "sampling and FID run on the CPU")
@@ -112,10 +135,10 @@ def main() -> None:
     log = args.work / "quality.jsonl"
     with log.open("a") as fh:
         fh.write(json.dumps(head) + "\n")
-    wall = cpu = 0.0
+    wall, cpu = _seconds_so_far(log, run_dir)
     for m in milestones:
         t, c = time.perf_counter(), time.process_time()
-        run = train_gan(cfg, train, run_dir, progress=False, stop_at_step=m)
+        run = train_gan(cfg, train, run_dir, progress=False, stop_at_step=m, extend=args.extend)
         wall += time.perf_counter() - t
         cpu += time.process_time() - c
         row: dict = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}

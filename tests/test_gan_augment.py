@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
-from ganforensics.errors import ConfigError
+from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.gan import augment
 from ganforensics.gan.config import GanConfig, preset
 from ganforensics.gan.train import ema_decay, train_gan, update_ema
@@ -145,6 +146,48 @@ def test_augmented_ema_run_resumes_exactly_and_keeps_the_average(tmp_path: Path)
     assert np.isfinite(la[["d_loss", "g_loss"]].to_numpy()).all()
     assert not np.allclose(la["d_loss"], lc["d_loss"])  # D saw other (augmented) inputs
     assert "G_ema" not in [p.stem for p in (plain / "checkpoints").glob("*/*.safetensors")]
+
+
+@pytest.mark.slow
+def test_a_finished_run_extended_to_more_steps_equals_one_longer_run(tmp_path: Path) -> None:
+    straight = train_gan(_tiny(), _patches(), tmp_path / "a", progress=False)
+    short = train_gan(_tiny(steps=3), _patches(), tmp_path / "b", progress=False)
+    assert (short / "generator.safetensors").exists()
+    short_cpu = json.loads((short / "generator.json").read_text())["train_cpu_seconds"]
+    with pytest.raises(RunExistsError, match="differs in: steps.*pass --extend"):
+        train_gan(_tiny(), _patches(), short, progress=False)  # not without extend
+    extended = train_gan(_tiny(), _patches(), short, progress=False, extend=True)
+    for name in ("G", "G_ema", "D"):
+        a, b = _ckpt(straight, name), _ckpt(extended, name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    final_a = load_file(str(straight / "generator.safetensors"))
+    final_b = load_file(str(extended / "generator.safetensors"))
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    meta = json.loads((extended / "generator.json").read_text())
+    assert meta["steps"] == 6 and meta["train_cpu_seconds"] > 0
+    assert 0 < short_cpu < meta["train_cpu_seconds"]  # counted across both invocations
+    assert json.loads((extended / "env.json").read_text())["extended"] == {"steps": [3, 6]}
+    assert pd.read_csv(extended / "losses.csv")["step"].tolist() == list(range(1, 7))
+    with pytest.raises(RunExistsError, match="differs in: steps"):  # shorter: refused
+        train_gan(_tiny(steps=4), _patches(), extended, progress=False, extend=True)
+    with pytest.raises(RunExistsError, match="differs in: ema, steps"):  # other keys: refused
+        train_gan(_tiny(steps=8, ema=0.5), _patches(), extended, progress=False, extend=True)
+
+
+def test_cli_extend_trains_a_finished_run_further(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    for i, im in enumerate(_patches(16)):
+        Image.fromarray(im).save(tmp_path / "imgs" / f"{i}.png")
+    base = ["gan", "train", "--data", str(tmp_path / "imgs"), "--out", str(tmp_path / "run"),
+            "--preset", "ttur", "--batch", "8", "--checkpoint-every", "2"]
+    res = CliRunner().invoke(app, [*base, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, [*base, "--steps", "4"])
+    assert res.exit_code == 3 and "pass --extend" in res.output
+    res = CliRunner().invoke(app, [*base, "--steps", "4", "--extend"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "run" / "generator.json").read_text())
+    assert meta["steps"] == 4 and meta["config"]["steps"] == 4
 
 
 def test_cli_rejects_an_unknown_policy(tmp_path: Path) -> None:

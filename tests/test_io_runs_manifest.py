@@ -35,6 +35,22 @@ def test_run_folder_writes_config_env_and_refuses_overwrite(tmp_path):
     assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"a": 2}
 
 
+def test_a_resumed_run_may_grow_only_the_keys_the_caller_names(tmp_path):
+    RunFolder.create(tmp_path / "r", {"steps": 10, "lr": 0.1, "ema": True}).write_json("x", {})
+    grow = {"extendable": ("steps",), "resume": True}
+    for bad, keys in (({"steps": 5, "lr": 0.1, "ema": True}, "steps"),  # shrinks
+                      ({"steps": 20, "lr": 0.2, "ema": True}, "lr, steps"),  # lr not named
+                      ({"steps": "20", "lr": 0.1, "ema": True}, "steps")):  # not a number
+        with pytest.raises(RunExistsError, match=f"differs in: {keys}"):
+            RunFolder.create(tmp_path / "r", bad, **grow)
+    run = RunFolder.create(tmp_path / "r", {"steps": 20, "lr": 0.1, "ema": True}, **grow)
+    assert run.extended == {"steps": (10, 20)}
+    assert yaml.safe_load((run.path / "config.yaml").read_text())["steps"] == 20
+    assert json.loads((run.path / "env.json").read_text())["extended"] == {"steps": [10, 20]}
+    same = RunFolder.create(tmp_path / "r", {"steps": 20, "lr": 0.1, "ema": True}, **grow)
+    assert same.extended == {}
+
+
 def test_a_run_that_failed_before_any_result_can_be_restarted_without_force(tmp_path):
     RunFolder.create(tmp_path / "r", {"weights": "bad.pth"}, seed=1)  # then the run failed
     run = RunFolder.create(tmp_path / "r", {"weights": None}, seed=2)

@@ -90,6 +90,8 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted "
                                 "run with the same options from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Start over in an existing run folder."),
+    extend: bool = typer.Option(False, "--extend", help="Continue a finished run in --out to a "
+                                "larger --steps (every other option as before)."),
 ) -> None:
     """Train a small GAN (docs/gan.md) on real images and write a run folder.
 
@@ -98,6 +100,8 @@ def train_cmd(
     generator.safetensors + generator.json. Rerunning the same command after an interruption
     (even SIGKILL) resumes from the last checkpoint and ends with the same weights.
     Progress with losses goes to stderr; the run folder path to stdout.
+    With --extend and a larger --steps, the same command trains a finished run further; it
+    ends with the weights of one run of the larger length (env.json records the extension).
 
     The same command under torchrun trains data-parallel (DDP; gloo on CPU, NCCL on GPU),
     e.g. `torchrun --standalone --nproc-per-node 2 -m ganforensics --threads 1 gan train ...`;
@@ -130,7 +134,8 @@ def train_cmd(
                  augment=augment, ema=ema, spectral_norm=spectral_norm)
     if ttur:
         cfg.extra["ttur"] = True
-    run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force)
+    run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force,
+                    extend=extend)
     out(str(run))
 
 

@@ -39,7 +39,7 @@ from safetensors.torch import save_file
 
 from ganforensics import console, distributed
 from ganforensics.distributed import Dist
-from ganforensics.errors import ConfigError
+from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.gan import augment, objectives
 from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforensics.gan.config import GanConfig
@@ -151,6 +151,8 @@ class _Training:
     loss_rows: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
     """Training seconds up to the last checkpoint (earlier invocations included)."""
+    cpu_elapsed: float = 0.0
+    """CPU seconds of this (rank's) process over the same steps."""
 
     @property
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -183,14 +185,20 @@ class _Training:
 
 
 def open_training_run(
-    config: Any, data: Any, out: Path, *, resume: bool, force: bool
+    config: Any, data: Any, out: Path, *, resume: bool, force: bool, extend: bool = False
 ) -> tuple[RunFolder, np.ndarray, dict[str, Any]]:
     """Load the data at `config.size`, then create (or reuse) the run folder of a training
-    config (`GanConfig`, `SimulatorConfig`), which is locked from here on."""
+    config (`GanConfig`, `SimulatorConfig`), which is locked from here on. `extend` lets a
+    resumed run take a larger `steps` than it was started with."""
     stack, data_info = load_training_images(data, config.size)
     cfg = {**config.to_dict(), "data": data_info}
-    run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
-                           resume=resume)
+    try:
+        run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
+                               resume=resume or extend, extendable=("steps",) if extend else ())
+    except RunExistsError as err:
+        if extend or "(differs in: steps)" not in str(err):
+            raise
+        raise RunExistsError(f"{err}; to train it further to more steps, pass --extend") from None
     return run, stack, cfg
 
 
@@ -200,6 +208,14 @@ def clear_training_outputs(run: RunFolder, weights: str) -> None:
     for name in ("checkpoints", "samples", "stages"):
         shutil.rmtree(run.path / name, ignore_errors=True)
     for name in (f"{weights}.safetensors", f"{weights}.json", "losses.csv"):
+        (run.path / name).unlink(missing_ok=True)
+
+
+def reopen_finished_training(run: RunFolder, weights: str) -> None:
+    """Make an extended run unfinished: drop its `train` marker and final weights (its last
+    checkpoint keeps them), so training continues from that checkpoint."""
+    (run.path / "stages" / "train.done").unlink(missing_ok=True)
+    for name in (f"{weights}.safetensors", f"{weights}.json"):
         (run.path / name).unlink(missing_ok=True)
 
 
@@ -242,11 +258,12 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         nets["G_ema"] = gen_ema
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(d_params, lr=config.lr_d, betas=config.betas)
-    start, elapsed, loss_rows = 0, 0.0, []
+    start, elapsed, cpu_elapsed, loss_rows = 0, 0.0, 0.0, []
     ckpt = latest_checkpoint(run.path / "checkpoints") if resume and run is not None else None
     if ckpt is not None and run is not None:
         state = load_checkpoint(ckpt, nets, {"opt_G": opt_g, "opt_D": opt_d})
         start, elapsed = int(state["step"]), float(state.get("seconds", 0.0))
+        cpu_elapsed = float(state.get("cpu_seconds", 0.0))
         console.info(f"resuming {run.path} from step {start}")
         loss_rows = _read_losses(run.path / "losses.csv", start)
     if ctx.enabled:
@@ -264,7 +281,7 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         fixed_z=torch.randn(GRID * GRID, config.z_dim,
                             generator=_torch_gen(config.seed, "fixed")),
         ctx=ctx, objs=objs, heads=heads, gen_ema=gen_ema, loss_rows=loss_rows,
-        elapsed=elapsed,
+        elapsed=elapsed, cpu_elapsed=cpu_elapsed,
     )
     return tr, start
 
@@ -369,7 +386,8 @@ def _checkpoint(tr: _Training, step: int) -> None:
     assert tr.run is not None
     _write_losses(tr.run.file("losses.csv"), tr.loss_rows,
                   tr.objs.columns if tr.objs is not None else ())
-    save_checkpoint(tr.ckpt_root, step, tr.modules, tr.optims, {"seconds": tr.elapsed})
+    save_checkpoint(tr.ckpt_root, step, tr.modules, tr.optims,
+                    {"seconds": tr.elapsed, "cpu_seconds": tr.cpu_elapsed})
 
 
 def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
@@ -382,7 +400,7 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
         prog.start()
         task = prog.add_task(f"train {c.generator_name}", total=c.steps, completed=start,
                              info="")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         with deterministic():
             for step in range(start, end):
@@ -398,7 +416,9 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
                     _save_samples(tr, done)
                 if done % c.checkpoint_every == 0 or done == end:
                     tr.elapsed += now - t0
-                    t0 = now
+                    cpu_now = time.process_time()
+                    tr.cpu_elapsed += cpu_now - c0
+                    t0, c0 = now, cpu_now
                     if main:
                         _checkpoint(tr, done)
     finally:
@@ -423,6 +443,7 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
         "seed": c.seed,
         "steps": c.steps,
         "train_seconds": round(total_s, 2),
+        "train_cpu_seconds": round(tr.cpu_elapsed, 2),
         "steps_per_s": round(c.steps / total_s, 3) if total_s > 0 else None,
         "output": "uint8((x * 0.5 + 0.5) * 255) clipped; eval-mode BatchNorm",
         "config": cfg,
@@ -455,6 +476,7 @@ def train_gan(
     force: bool = False,
     stop_at_step: int | None = None,
     sync_bn: bool | None = None,
+    extend: bool = False,
 ) -> Path:
     """Train a GAN on real images; return the run folder.
 
@@ -464,7 +486,11 @@ def train_gan(
     checkpoints/step-*/ and, when finished, generator.safetensors + generator.json.
     `resume=True` continues an existing run with the same config from its last checkpoint;
     `force=True` starts over in an existing folder. `stop_at_step` stops early (after writing a
-    checkpoint) leaving a resumable run. The run folder is locked while this runs.
+    checkpoint) leaving a resumable run. `extend=True` continues a finished (or interrupted) run
+    whose config differs only by a smaller `steps` to `config.steps`: nothing in a step depends
+    on the run's length, so the weights equal those of one run of the new length. The shorter
+    run's generator.safetensors is removed (its last checkpoint holds the same weights). The
+    run folder is locked while this runs.
 
     Started by `torchrun` this is one process of a data-parallel run (`ganforensics.distributed`):
     `config.batch` is the global batch (a multiple of the process count); rank 0 holds the run
@@ -478,10 +504,12 @@ def train_gan(
 
         def open_run() -> tuple[RunFolder, np.ndarray, dict[str, Any], bool]:
             run, stack, cfg = open_training_run(config, data, Path(out_dir), resume=resume,
-                                               force=force)
+                                               force=force, extend=extend)
             hold.enter_context(run)
             if force:
                 clear_training_outputs(run, "generator")
+            elif run.extended:
+                reopen_finished_training(run, "generator")
             return run, stack, cfg, training_finished(run, "generator")
 
         opened = distributed.on_main(ctx, open_run)

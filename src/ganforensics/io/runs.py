@@ -6,7 +6,8 @@
 - `stages/<name>.done`: markers of finished stages for resumable work.
 
 An existing run is never overwritten silently: `force=True` reuses the folder (files are
-replaced); `resume=True` reuses it only when its saved config equals the new one. One writer at
+replaced); `resume=True` reuses it only when its saved config equals the new one, or differs
+only by growing a key the caller names in `extendable` (a longer training run). One writer at
 a time: the folder is locked (`.run.lock`, see `ganforensics.io.lock`) from `create` until
 `release()` or the end of the process, and a folder another live process holds is refused with
 `RunInUseError` (exit code 3).
@@ -91,12 +92,19 @@ def _holds_results(path: Path) -> bool:
     return any(p.name not in HEADER_FILES for p in path.iterdir())
 
 
+def _grows(old: Any, new: Any) -> bool:
+    """True when both are numbers (not booleans) and `new` is larger."""
+    nums = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
+    return nums and new > old
+
+
 class RunFolder:
     """A run's output folder."""
 
     def __init__(self, path: Path, *, locked: bool = False):
         self.path = Path(path)
         self._locked = locked  # this object holds one count of the folder's lock
+        self.extended: dict[str, tuple[Any, Any]] = {}  # key -> (old, new) when `create` grew it
 
     @classmethod
     def create(
@@ -108,8 +116,13 @@ class RunFolder:
         device: str | None = None,
         force: bool = False,
         resume: bool = False,
+        extendable: tuple[str, ...] = (),
     ) -> RunFolder:
         """Create (or, when allowed, reuse) the run folder and write config.yaml and env.json.
+
+        With `resume`, a saved config whose only differences are larger new values of keys in
+        `extendable` (e.g. `steps`) is rewritten to the new one; `extended` then maps each such
+        key to its (old, new) values, and env.json records them.
 
         The folder is locked for this process (see `ganforensics.io.lock`) until `release()`,
         the end of a `with` block, or the end of the process; a folder locked by another live
@@ -122,7 +135,7 @@ class RunFolder:
         lock.acquire(path)
         try:
             return cls._open_locked(path, config, seed=seed, device=device, force=force,
-                                    resume=resume)
+                                    resume=resume, extendable=extendable)
         except BaseException:
             lock.release(path)
             raise
@@ -137,6 +150,7 @@ class RunFolder:
         device: str | None,
         force: bool,
         resume: bool,
+        extendable: tuple[str, ...] = (),
     ) -> RunFolder:
         cfg_path = path / "config.yaml"
         config_text = dump_yaml(config)
@@ -144,16 +158,22 @@ class RunFolder:
             if resume and cfg_path.exists():
                 old = yaml.safe_load(cfg_path.read_text())
                 new = yaml.safe_load(config_text)
-                if old != new:
-                    keys = sorted(
-                        k for k in set(old or {}) | set(new or {})
-                        if (old or {}).get(k) != (new or {}).get(k)
-                    )
+                old, new = old or {}, new or {}
+                keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                grown = {k: (old.get(k), new.get(k)) for k in keys
+                         if k in extendable and _grows(old.get(k), new.get(k))}
+                if set(keys) - set(grown):
+                    hint = (f"; only a larger {', '.join(extendable)} may continue it"
+                            if extendable else "")
                     raise RunExistsError(
                         f"{path}: holds a run with a different config (differs in: "
-                        f"{', '.join(keys)}); pass --force to overwrite or choose another --out"
+                        f"{', '.join(keys)}){hint}; pass --force to overwrite or choose "
+                        "another --out"
                     )
+                if grown:
+                    write_text_atomic(cfg_path, config_text)
                 run = cls(path, locked=True)
+                run.extended = grown
                 run._write_env(seed, device, resumed=True)
                 return run
             raise RunExistsError(
@@ -187,6 +207,8 @@ class RunFolder:
                 env["resumed_from"] = prev.get("created")
             except (OSError, json.JSONDecodeError):
                 pass
+        if self.extended:
+            env["extended"] = {k: list(v) for k, v in self.extended.items()}
         write_json_atomic(env_path, env)
 
     def file(self, name: str) -> Path:
