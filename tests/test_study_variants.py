@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ganforensics.io.runs import RunFolder
 from ganforensics.study.config import load_config
+from ganforensics.study.report_seeds import write_seeds_report
 from ganforensics.study.seeds import aggregate_table
 from ganforensics.study.variants import (
     LARGER,
     ONE_SEED,
+    VARIANTS_TABLE,
     WITHIN,
     summary_lines,
     variant_pairs,
@@ -54,7 +57,37 @@ def test_verdicts_follow_the_spread_rule():
     ap = t[t["metric"] == "ap"].set_index("setup")
     assert ap.loc["N-eq", "detector"] == "cnn (trained on BASELINE)"
     assert ap.loc["N-eq", "verdict"] == LARGER  # 0.01 apart, no spread in either
+    assert fid.loc["B-dag", "same_sign"] == 2 and fid.loc["B-dag", "paired_sd"] == 0.0
+    assert fid.loc["N-eq", "same_sign"] == 1  # +1 in seed 1, -5 in seed 2; mean -2
+    assert abs(fid.loc["N-eq", "paired_sd"] - 6 / 2 ** 0.5) < 1e-9
     lines = summary_lines(t)
     assert lines[0].startswith("B-dag (objectives dag) against BASELINE: larger than")
+    assert "same way" not in lines[1]  # N-eq's FID: within, and the seeds disagree
+    steady = {s: pd.DataFrame({"setup": ["N.1.5", "N-eq"], "fid": [120.0 + 10 * s,
+                                                                   121.0 + 10 * s]})
+              for s in (1, 2, 3)}  # +1 in every seed, seed spread 10
+    t2 = variants_table(_cfg(), aggregate_table(steady, ["setup"], ["fid"]), None)
+    assert t2["verdict"].tolist() == [WITHIN] and t2["same_sign"].tolist() == [3]
+    assert summary_lines(t2) == [
+        "N-eq (preset dcgan (base: ttur)) against N.1.5: every difference is within the seed "
+        "spread; within it but the same way in all 3 seeds: FID 141 vs 140."]
     one = aggregate_table({1: per_seed[1]}, ["setup"], ["fid"])
     assert (variants_table(_cfg(), one, None)["verdict"] == ONE_SEED).all()
+
+
+def test_the_report_names_the_control_for_a_detector_scored_on_its_own_training_gan(tmp_path):
+    det = {s: pd.DataFrame({"train_setup": "BASELINE", "detector": "cnn",
+                            "generator": ["BASELINE", "B-dag", "N.1.5", "N-eq"],
+                            "ap": [1.0, 0.8 + 0.01 * s, 0.7, 0.7]}) for s in (1, 2, 3)}
+    t = variants_table(_cfg(), None,
+                       aggregate_table(det, ["train_setup", "detector", "generator"], ["ap"]))
+    cfg = {**_cfg(), "seeds": [1, 2, 3]}
+    run = RunFolder.create(tmp_path / "top", cfg, seed=cfg["seed"])
+    page = write_seeds_report(run, cfg, {VARIANTS_TABLE: t}, []).read_text()
+    assert '<section id="variants">' in page and "probability 1/2^(n-1) (0.25 here)" in page
+    assert "The detectors trained on BASELINE score that setup&#x27;s fakes" in page or \
+        "The detectors trained on BASELINE score that setup's fakes" in page
+    assert "B-dag (objectives dag) against BASELINE: larger than the seed spread" in page
+    t = t[t["base"] != "BASELINE"]  # no detector scored on its own training setup: no caveat
+    page = write_seeds_report(run, cfg, {VARIANTS_TABLE: t}, []).read_text()
+    assert "score that setup" not in page

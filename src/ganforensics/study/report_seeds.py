@@ -94,7 +94,8 @@ def _table_sections(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> None
                       "each seed's value.", name)
 
 
-def _variants_section(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> None:
+def _variants_section(rep: HtmlReport, tables: Mapping[str, pd.DataFrame],
+                      seeds: Sequence[int]) -> None:
     df = tables.get(VARIANTS_TABLE)
     if df is None or not len(df):
         return
@@ -103,10 +104,22 @@ def _variants_section(rep: HtmlReport, tables: Mapping[str, pd.DataFrame]) -> No
     sec.p("Each setup trained differently (an auxiliary objective, or equal learning rates "
           "instead of the two time-scale rule) set against the plain setup with the same last "
           f"block, across seeds. A difference counts as larger than the seed spread when {RULE} "
-          "(the two mean ± sd ranges do not overlap).")
+          "(the two mean ± sd ranges do not overlap). A seed trains both on the same split, so "
+          "the differences are also paired by seed; with no true difference, all n seeds still "
+          f"agree in sign with probability 1/2^(n-1) ({1 / 2 ** (len(seeds) - 1):.2g} here), "
+          "so 'the same way in all seeds' is a hint, not a finding.")
     sec.items(summary_lines(df))
+    own = sorted({str(d).split("(trained on ")[-1].rstrip(")") for d, base in
+                  zip(df["detector"], df["base"], strict=True) if f"(trained on {base})" in d})
+    if own:
+        sec.p(f"The detectors trained on {', '.join(own)} score that setup's fakes from the very "
+              "GANs they learnt from, so their AP on any other GAN may drop, whatever its "
+              "objective. A variant that changes only the learning rates (no objective) shows "
+              "how large that drop is without an objective; an objective changed what a "
+              "detector catches only where its difference goes beyond that.")
     sec.table(df, "FID (lower = closer to the training photos) and each detector's AP on the "
-              "variant's fakes against the plain setup's.", VARIANTS_TABLE)
+              "variant's fakes against the plain setup's; same_sign and paired_sd pair each "
+              "variant with its base seed by seed.", VARIANTS_TABLE)
 
 
 def lskd_seed_cells(df: pd.DataFrame) -> pd.DataFrame:
@@ -163,7 +176,7 @@ def write_seeds_report(run: RunFolder, cfg: Mapping[str, Any],
                      f"Run folder: {run.path}. Created {env.get('created', '?')}. Every number "
                      "below comes from a file in the run folder, named under its table.")
     _overview(rep, cfg, tables, results)
-    _variants_section(rep, tables)
+    _variants_section(rep, tables, cfg["seeds"])
     _lskd_section(rep, cfg, tables)
     _table_sections(rep, tables)
     sec = rep.section("caveats", "Caveats")
