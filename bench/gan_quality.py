@@ -83,6 +83,27 @@ def _seconds_so_far(log: Path, run: Path) -> tuple[float, float]:
     return float(state.get("seconds", 0.0)), float(state.get("cpu_seconds", 0.0))
 
 
+def _one_run_command(argv: list[str], steps: int) -> str:
+    """This invocation as one uninterrupted run to `steps`: without --extend and --total-steps,
+    with `--milestones steps` (an extended run ends with the weights of that run)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip and not arg.startswith("--"):
+            continue
+        skip = arg in ("--milestones", "--total-steps")
+        if not skip and arg != "--extend":
+            out.append(arg)
+    return shlex.join(["python", "bench/gan_quality.py", *out, "--milestones", str(steps)])
+
+
+def _invocations(log: Path, command: str) -> list[str]:
+    """The commands that trained WORK's run, in order (those logged in `log`, which records
+    them from 2026-12-03 on), ending with this one."""
+    heads = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    done = [h["command"] for h in heads if "command" in h]
+    return done if done and done[-1] == command else [*done, command]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ttur")
@@ -129,8 +150,9 @@ def main() -> None:
                  batch=args.batch, dim=args.dim, seed=args.seed, augment=args.augment,
                  ema=args.ema, checkpoint_every=500, sample_every=1000, device=args.device)
     run_dir = args.work / "run"
+    command = shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]])
     head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,
-            "config": cfg.to_dict(), "torch": torch.__version__}
+            "config": cfg.to_dict(), "torch": torch.__version__, "command": command}
     print(json.dumps(head), flush=True)
     log = args.work / "quality.jsonl"
     with log.open("a") as fh:
@@ -153,7 +175,8 @@ def main() -> None:
     if args.ship is not None and milestones[-1] == cfg.steps:
         key = "ema" if cfg.ema else "raw"
         provenance = {
-            "command": shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]]),
+            "command": _one_run_command(sys.argv[1:], cfg.steps),
+            "invocations": _invocations(log, command),
             "data": {"photos": "the embedded photos, `ganforensics data photos` defaults",
                      "split": "train", "n": int(len(train)),
                      "groups": sorted(train["group"].astype(str).unique())},
