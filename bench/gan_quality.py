@@ -96,12 +96,11 @@ def _one_run_command(argv: list[str], steps: int) -> str:
     return shlex.join(["python", "bench/gan_quality.py", *out, "--milestones", str(steps)])
 
 
-def _invocations(log: Path, command: str) -> list[str]:
-    """The commands that trained WORK's run, in order (those logged in `log`, which records
-    them from 2026-12-03 on), ending with this one."""
+def _invocations(log: Path) -> list[str]:
+    """The commands that trained WORK's run, in order: those logged in `log` (each invocation
+    logs its own before training; logs from before 2026-12-03 have none)."""
     heads = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    done = [h["command"] for h in heads if "command" in h]
-    return done if done and done[-1] == command else [*done, command]
+    return [h["command"] for h in heads if "command" in h]
 
 
 def main() -> None:
@@ -176,7 +175,7 @@ def main() -> None:
         key = "ema" if cfg.ema else "raw"
         provenance = {
             "command": _one_run_command(sys.argv[1:], cfg.steps),
-            "invocations": _invocations(log, command),
+            "invocations": _invocations(log),
             "data": {"photos": "the embedded photos, `ganforensics data photos` defaults",
                      "split": "train", "n": int(len(train)),
                      "groups": sorted(train["group"].astype(str).unique())},
