@@ -37,6 +37,7 @@ from safetensors.torch import load_file
 import ganforensics
 from ganforensics.data.manifest import split_of
 from ganforensics.data.photos import make_patches
+from ganforensics.errors import GanForensicsError
 from ganforensics.gan.checkpoint import latest_checkpoint
 from ganforensics.gan.config import preset
 from ganforensics.gan.data import load_training_images
@@ -192,4 +193,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GanForensicsError as err:  # a bad option or input: its message, no traceback
+        sys.exit(f"gan_quality.py: {err}")
