@@ -166,9 +166,14 @@ def main() -> None:
         row: dict = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}
         for name in ("G", "G_ema") if cfg.ema else ("G",):
             fakes = sample_images(_checkpoint_generator(run, name, cfg), N_SAMPLE, seed=7)
-            fid = frechet_distance(mu_a, s_a, *_stats(compute_features(fakes, ext)))
+            mu, s = _stats(compute_features(fakes, ext))
+            fid = frechet_distance(mu_a, s_a, mu, s)
             key = "ema" if name == "G_ema" else "raw"
             row[f"fid_{key}"], row[f"ratio_{key}"] = round(fid, 2), round(fid / floor, 3)
+            # where the distance lies: the means' part of FID, and the fakes' feature spread
+            # (trace of their covariance) relative to the reference's (< 1: too little variety)
+            row[f"mean_term_{key}"] = round(float(((mu - mu_a) ** 2).sum()), 2)
+            row[f"spread_{key}"] = round(float(np.trace(s) / np.trace(s_a)), 3)
         print(json.dumps(row), flush=True)
         with log.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
