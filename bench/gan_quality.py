@@ -6,7 +6,8 @@ of them, `a` (random_state 0) and `b` (random_state 1, from the rest); the floor
 One GAN trains on all train patches with `gan train`'s trainer; at each milestone (a resumed
 run, so the weights are those of one uninterrupted run) 453 samples of the raw G and, with
 `--ema`, of its moving average are compared with `a`. Prints one JSON line per milestone (train
-wall and CPU seconds so far, FID and FID / floor) and appends it to `WORK/quality.jsonl`.
+wall and CPU seconds so far, FID and FID / floor, FID's mean term, and the fakes' feature spread:
+the trace of their covariance over the reference's) and appends it to `WORK/quality.jsonl`.
 
 `--extend` trains a finished run of WORK further (a larger `--total-steps`, or a later last
 milestone): the trainer's `extend`, so the weights are still those of one uninterrupted run, and
