@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--augment", default="")
     ap.add_argument("--ema", type=float, default=0.0)
     ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--d-depth", type=int, default=1, help="convs per resolution in D")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
@@ -148,8 +149,9 @@ def main() -> None:
     milestones = sorted(args.milestones)
     cfg = preset(args.preset, last_block=args.last_block,
                  steps=args.total_steps or milestones[-1],
-                 batch=args.batch, dim=args.dim, seed=args.seed, augment=args.augment,
-                 ema=args.ema, checkpoint_every=500, sample_every=1000, device=args.device)
+                 batch=args.batch, dim=args.dim, d_depth=args.d_depth, seed=args.seed,
+                 augment=args.augment, ema=args.ema, checkpoint_every=500, sample_every=1000,
+                 device=args.device)
     run_dir = args.work / "run"
     command = shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]])
     head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,

@@ -79,6 +79,9 @@ def train_cmd(
         None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation of D's convs "
         "instead of its BatchNorm/GroupNorm (default: from --preset; on in sngan).",
         show_default=False),
+    d_depth: int = typer.Option(_D.d_depth, "--d-depth", min=1, help="Convs per resolution in "
+                                "D: 1 is the published net; 2 adds a 3x3 conv after each "
+                                "strided one (a stronger D; docs/gan.md, 'Fake quality')."),
     ema: float = typer.Option(_D.ema, "--ema", min=0.0, max=0.9999999, help="Keep a moving "
                               "average of G's weights with this decay (e.g. 0.999) and sample "
                               "from it; 0 turns it off."),
@@ -131,7 +134,7 @@ def train_cmd(
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device,
                  objectives=tuple(objective),
                  objective_params=parse_objective_params(objective_param),
-                 augment=augment, ema=ema, spectral_norm=spectral_norm)
+                 augment=augment, ema=ema, spectral_norm=spectral_norm, d_depth=d_depth)
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force,

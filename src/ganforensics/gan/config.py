@@ -67,6 +67,9 @@ class GanConfig:
     """Differentiable augmentations of every image D sees (`gan.augment.POLICIES`)."""
     spectral_norm: bool = False
     """Spectral normalisation of D's convs instead of its Batch/GroupNorm (SN-GAN)."""
+    d_depth: int = 1
+    """Convs per resolution in D: 1 is the published net; each more adds a 3x3 conv of the
+    same width after the strided one (`gan.nets.Discriminator`)."""
     ema: float = 0.0
     """Decay of an exponential moving average of G's weights, sampled from instead of G
     (0: off). The decay warms up as min(ema, (1 + t) / (10 + t)) at step t."""
@@ -91,7 +94,8 @@ class GanConfig:
         self.last_block = "BASELINE" if spec is None else self.last_block.strip().upper()
         check_loss(self.loss, self.gp)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        for name in ("n_d", "batch", "steps", "z_dim", "dim", "checkpoint_every", "sample_every"):
+        for name in ("n_d", "batch", "steps", "z_dim", "dim", "d_depth", "checkpoint_every",
+                     "sample_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}: must be a positive integer, got {getattr(self, name)}")
         if self.size not in (32, 64, 128):
@@ -103,14 +107,16 @@ class GanConfig:
         self.objectives = tuple(self.objective_params)
         self.augment = parse_policy(self.augment)
         self.ema = float(self.ema)
+        self.d_depth = int(self.d_depth)
         self.spectral_norm = bool(self.spectral_norm)
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"ema: the decay must be in [0, 1), got {self.ema}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; without the objective, augmentation and EMA keys when they are off (so a
-        plain run's record and run id are what they were before these options existed)."""
+        """Plain data; without the objective, augmentation, EMA and D-depth keys when they are
+        off (so a plain run's record and run id are what they were before these options
+        existed)."""
         d = config_to_dict(self)
         d["objectives"] = list(self.objectives)
         d["augment"] = list(self.augment)
@@ -122,6 +128,8 @@ class GanConfig:
             del d["ema"]
         if not self.spectral_norm:
             del d["spectral_norm"]
+        if self.d_depth == 1:
+            del d["d_depth"]
         return d
 
     @classmethod

@@ -139,17 +139,34 @@ def _d_norm_layer(norm: str, channels: int) -> nn.Module:
     return nn.Identity()  # spectral: the convs are normalised instead
 
 
+def _same_width_convs(width: int, n: int, norm: str) -> list[nn.Module]:
+    """n blocks of 3x3 conv (width -> width) + norm + LeakyReLU(0.2): D's extra depth."""
+    layers: list[nn.Module] = []
+    for _ in range(n):
+        layers += [nn.Conv2d(width, width, 3, 1, 1, bias=norm == "spectral"),
+                   _d_norm_layer(norm, width), nn.LeakyReLU(0.2, True)]
+    return layers
+
+
 class Discriminator(nn.Module):
     """Image -> one logit per image. `norm` = "batch" (no gradient penalty), "group" (GP) or
-    "spectral" (spectral normalisation of every conv, no feature normalisation; SN-GAN)."""
+    "spectral" (spectral normalisation of every conv, no feature normalisation; SN-GAN).
 
-    def __init__(self, size: int = 32, norm: str = "batch", dim: int = 32):
+    `depth` = convs per resolution: 1 is the published net (one 4x4 stride-2 conv each); each
+    more adds a 3x3 conv of the same width after the strided one (as SN-GAN's "standard CNN"
+    discriminator), with the same normalisation and activation, at every resolution."""
+
+    def __init__(self, size: int = 32, norm: str = "batch", dim: int = 32, depth: int = 1):
         super().__init__()
         _n_up(size)
         if norm not in D_NORMS:
             raise ConfigError(f"norm: {norm!r} must be one of {', '.join(D_NORMS)}")
-        self.size, self.norm = size, norm
+        if depth < 1:
+            raise ConfigError(f"d_depth: must be a positive integer, got {depth}")
+        self.size, self.norm, self.depth = size, norm, depth
         layers: list[nn.Module] = [nn.Conv2d(3, dim, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers += _same_width_convs(dim, depth - 1, norm)
+        ends = [len(layers)]  # where each resolution's group of layers ends
         width, res = dim, size // 2
         while res > 4:
             nxt = min(width * 2, dim * 16)
@@ -158,13 +175,14 @@ class Discriminator(nn.Module):
                 _d_norm_layer(norm, nxt),
                 nn.LeakyReLU(0.2, True),
             ]
+            layers += _same_width_convs(nxt, depth - 1, norm)
+            ends.append(len(layers))
             width, res = nxt, res // 2
         self.global_channels = width
         layers.append(nn.Conv2d(width, 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
-        # the local map: the output of the block before the last one (8x8 at every size)
-        relus = [i for i, m in enumerate(layers) if isinstance(m, nn.LeakyReLU)]
-        self._local_end = relus[-2] + 1
+        # the local map: the output of the resolution before the last one (8x8 at every size)
+        self._local_end = ends[-2]
         convs = [m for m in layers[:self._local_end] if isinstance(m, nn.Conv2d)]
         self.local_channels = convs[-1].out_channels
         _init_weights(self)

@@ -240,7 +240,7 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "gan-init"))
         gen = Generator(config.size, config.last_block, config.z_dim, config.dim)
-        disc = Discriminator(config.size, config.d_norm, config.dim)
+        disc = Discriminator(config.size, config.d_norm, config.dim, config.d_depth)
         torch.manual_seed(derive_seed(config.seed, "gan-init-heads"))
         built = objectives.build(config.objective_params, config.loss, disc)
     objs, heads = built if built is not None else (None, None)

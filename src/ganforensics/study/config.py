@@ -386,6 +386,9 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
                           ) from None
     if not 0 <= cfg["gan"]["ema"] < 1:
         raise ConfigError(f"config key 'gan.ema' must be in [0, 1), got {cfg['gan']['ema']}")
+    if not (isinstance(cfg["gan"]["d_depth"], int) and cfg["gan"]["d_depth"] >= 1):
+        raise ConfigError("config key 'gan.d_depth' must be a positive integer, got "
+                          f"{cfg['gan']['d_depth']!r}")
     if not cfg["gan"]["setups"]:
         raise ConfigError("config key 'gan.setups' must name at least one setup")
     cfg["gan"]["setups"] = _normalise_setups(cfg["gan"]["setups"], cfg["gan"]["preset"])

@@ -69,6 +69,7 @@ def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> GanConfig:
         objective_params=setup.get("objective_params", {}),
         augment=tuple(g["augment"] or ()),
         ema=float(g["ema"]),
+        d_depth=int(g["d_depth"]),
     )
 
 
