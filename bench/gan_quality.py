@@ -161,7 +161,13 @@ def main() -> None:
     with log.open("a") as fh:
         fh.write(json.dumps(head) + "\n")
     wall, cpu = _seconds_so_far(log, run_dir)
+    ckpt = latest_checkpoint(run_dir / "checkpoints") if run_dir.is_dir() else None
+    reached = int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
     for m in milestones:
+        if m < reached:  # its weights are gone: evaluating now would label step `reached` as m
+            print(f"milestone {m}: skipped, the run is already at step {reached}",
+                  file=sys.stderr, flush=True)
+            continue
         t, c = time.perf_counter(), time.process_time()
         run = train_gan(cfg, train, run_dir, progress=False, stop_at_step=m, extend=args.extend)
         wall += time.perf_counter() - t
