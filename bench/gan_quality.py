@@ -68,14 +68,21 @@ def _checkpoint_generator(run: Path, name: str, cfg) -> Generator:  # type: igno
     return gen.eval()
 
 
+def _reached_step(run: Path) -> int:
+    """The step of the run's latest checkpoint; 0 for a new run."""
+    ckpt = latest_checkpoint(run / "checkpoints") if run.is_dir() else None
+    return int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
+
+
 def _seconds_so_far(log: Path, run: Path) -> tuple[float, float]:
     """Train wall and CPU seconds that earlier invocations spent reaching the run's latest
     checkpoint: their row for that step in `log`, else the trainer's own count in the
     checkpoint; zeros for a new run."""
-    ckpt = latest_checkpoint(run / "checkpoints") if run.is_dir() else None
-    if ckpt is None:
+    step = _reached_step(run)
+    if step == 0:
         return 0.0, 0.0
-    step = int(ckpt.name.split("-")[-1])
+    ckpt = latest_checkpoint(run / "checkpoints")
+    assert ckpt is not None
     lines = log.read_text().splitlines() if log.is_file() else []
     rows = [json.loads(line) for line in lines if line.strip()]
     done = [r for r in rows if r.get("step") == step]
@@ -161,8 +168,7 @@ def main() -> None:
     with log.open("a") as fh:
         fh.write(json.dumps(head) + "\n")
     wall, cpu = _seconds_so_far(log, run_dir)
-    ckpt = latest_checkpoint(run_dir / "checkpoints") if run_dir.is_dir() else None
-    reached = int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
+    reached = _reached_step(run_dir)
     for m in milestones:
         if m < reached:  # its weights are gone: evaluating now would label step `reached` as m
             print(f"milestone {m}: skipped, the run is already at step {reached}",
