@@ -68,9 +68,14 @@ def _checkpoint_generator(run: Path, name: str, cfg) -> Generator:  # type: igno
     return gen.eval()
 
 
+def _latest(run: Path) -> Path | None:
+    """The run's latest checkpoint folder; None for a new run."""
+    return latest_checkpoint(run / "checkpoints") if run.is_dir() else None
+
+
 def _reached_step(run: Path) -> int:
     """The step of the run's latest checkpoint; 0 for a new run."""
-    ckpt = latest_checkpoint(run / "checkpoints") if run.is_dir() else None
+    ckpt = _latest(run)
     return int(ckpt.name.split("-")[-1]) if ckpt is not None else 0
 
 
@@ -78,11 +83,10 @@ def _seconds_so_far(log: Path, run: Path) -> tuple[float, float]:
     """Train wall and CPU seconds that earlier invocations spent reaching the run's latest
     checkpoint: their row for that step in `log`, else the trainer's own count in the
     checkpoint; zeros for a new run."""
-    step = _reached_step(run)
-    if step == 0:
+    ckpt = _latest(run)
+    if ckpt is None:
         return 0.0, 0.0
-    ckpt = latest_checkpoint(run / "checkpoints")
-    assert ckpt is not None
+    step = _reached_step(run)
     lines = log.read_text().splitlines() if log.is_file() else []
     rows = [json.loads(line) for line in lines if line.strip()]
     done = [r for r in rows if r.get("step") == step]
