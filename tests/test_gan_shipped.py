@@ -31,6 +31,7 @@ from ganforensics.gan.simulate import train_simulator
 from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.study.config import load_config
+from ganforensics.study.setups import may_ship_gan
 
 DEFAULT_BLOCKS = [s["last_block"] for s in load_config()["gan"]["setups"]]
 
@@ -137,20 +138,25 @@ def test_the_package_ships_one_simulator_per_default_block_fitting_the_default_p
 def test_the_package_ships_one_generator_per_default_block_fitting_the_default_photos(
         default_photos) -> None:
     stack, held = default_photos
-    gan = load_config()["gan"]
-    for block in DEFAULT_BLOCKS:
+    cfg = load_config()
+    recipes = []
+    for setup, block in zip(cfg["gan"]["setups"], DEFAULT_BLOCKS, strict=True):
+        assert may_ship_gan(cfg, setup), block  # the demo uses it
         path = find_shipped(block, 32, kind="gen")
         assert path is not None, block
         assert shipped_unfit(path, stack, held) is None, block
         prov = json.loads((path / PROVENANCE).read_text())
         meta = json.loads((path / "generator.json").read_text())
-        assert meta["last_block"] == block and meta["arch"] == gan["preset"]  # the demo's GAN
+        assert meta["last_block"] == block
+        recipes.append({k: v for k, v in meta["config"].items() if k not in ("last_block",)})
         assert prov["data"]["n"] == len(stack) and prov["steps"] == meta["steps"]
         assert prov["command"].startswith("python bench/gan_quality.py")
         assert prov["fid_n"] >= 450 and prov["ratio"] == pytest.approx(
             prov["fid"] / prov["floor"], abs=2e-3)
         weights = load_file(str(path / "generator.safetensors"))
         assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    # trained alike (same recipe, seed, steps and patches), so setups differ by the last block
+    assert all(r == recipes[0] for r in recipes[1:])
 
 
 def test_shipped_names_resolve_or_fail_clearly(tmp_path) -> None:

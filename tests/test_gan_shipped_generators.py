@@ -70,7 +70,8 @@ def test_shipped_generator_names_fail_clearly_when_none_ships(tmp_path: Path) ->
 TINY_STUDY = {
     "fakes": {"arms": ["sampled"], "n_train": 12, "n_val": 6, "n_test": 8},
     "data": {"max_patches": 48},
-    "gan": {"setups": ["BASELINE", {"name": "N", "last_block": "N.1.5", "steps": 2}],
+    "gan": {"setups": ["BASELINE", {"name": "N", "last_block": "N.1.5", "steps": 2},
+                       {"name": "P", "last_block": "N.1.5", "preset": "dcgan"}],
             "steps": 2, "batch_size": 8, "checkpoint_every": 2},
     "bypass": {"n_train": 10},
 }
@@ -85,28 +86,38 @@ def test_the_study_uses_a_shipped_generator_only_where_it_fits(tmp_path: Path,
     real = read_manifest(out / REAL_MANIFEST)
     train = split_of(real, "train")
     stack, _ = load_training_images(train, 32)
-    # a generator "shipped" for BASELINE and N.1.5, trained on exactly the study's train patches
+    # a generator "shipped" for BASELINE and N.1.5, trained on exactly the study's train
+    # patches; BASELINE's with a recipe of its own (not the study's `gan.preset` ttur)
     pkg = tmp_path / "pkg"
     groups = sorted(train["group"].astype(str).unique())
-    for block in ("BASELINE", "N.1.5"):
-        run = train_gan(preset("ttur", last_block=block, **TINY_GAN), stack,
-                        tmp_path / f"ship-{block}", progress=False)
+    recipes = {"BASELINE": preset("sngan", last_block="BASELINE", d_depth=2, ema=0.9,
+                                  augment=("translation",), **TINY_GAN),
+               "N.1.5": preset("ttur", last_block="N.1.5", **TINY_GAN)}
+    for block, recipe in recipes.items():
+        run = train_gan(recipe, stack, tmp_path / f"ship-{block}", progress=False)
         write_shipped(run, pkg, {"steps": 4, "ratio": 2.0, "data": {"groups": groups}},
                       [pixel_sha256(im) for im in stack], half=True)
     real_find = data_stages.find_shipped
     monkeypatch.setattr(data_stages, "find_shipped",
                         lambda block, size, kind="sim": real_find(block, size, pkg, kind))
-    _, results = run_study(cfg, out, stop_after="fakes-N")
+    _, results = run_study(cfg, out, stop_after="fakes-P")
     status = {r.name: r.status for r in results}
     assert status["gan-BASELINE"] == "done" and status["fakes-N"] == "done"
-    base, n = out / "gans" / "BASELINE", out / "gans" / "N"
+    base, n, p = (out / "gans" / name for name in ("BASELINE", "N", "P"))
     assert (base / "shipped.json").is_file() and not (base / "checkpoints").exists()
     gen, _ = load_generator(base)
     shipped_w = load_file(str(pkg / "gen-BASELINE-32" / "generator.safetensors"))
     assert all(torch.equal(gen.state_dict()[k], v.float()) for k, v in shipped_w.items()
                if v.is_floating_point())
-    # the setup with its own steps trains its GAN (it is not the shipped one's setting)
+    # the shipped generator's own recipe is what the stage records (and the report names)
+    info = {r.name: r.info for r in results}["gan-BASELINE"]
+    assert info["recipe"] == ("sngan, D of 2 convs per resolution, D's inputs augmented "
+                              "(translation), moving average of G (decay 0.9), 4 steps")
+    # a setup with its own steps or its own preset trains its GAN (it asks for a recipe the
+    # shipped one was not trained with)
     assert not (n / "shipped.json").exists() and (n / "generator.safetensors").is_file()
+    assert not (p / "shipped.json").exists() and (p / "generator.safetensors").is_file()
+    assert json.loads((p / "generator.json").read_text())["arch"] == "dcgan"
     # --train-gans (gan.source: train) trains every GAN
     again = tmp_path / "study-train"
     cfg_t = load_config({**TINY_STUDY, "gan": {**TINY_STUDY["gan"], "source": "train"}})

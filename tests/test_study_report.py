@@ -252,3 +252,17 @@ def test_captions_and_caveats_read_the_config(tmp_path, rng, monitor) -> None:
     else:
         assert "stops early on validation accuracy" in caveats
         assert "validation loss" not in caveats
+
+
+def test_caveats_name_the_recipe_of_shipped_generators(tmp_path, rng) -> None:
+    run, cfg, stages = _synthetic_run(tmp_path, rng)
+    meta = {"arch": "sngan", "steps": 20000,
+            "config": {"arch": "sngan", "d_depth": 2, "augment": ["color", "cutout"],
+                       "ema": 0.999, "steps": 20000}}
+    run.write_json("gans/BASELINE/generator.json", meta)
+    run.write_json("gans/BASELINE/shipped.json", {"steps": 20000, "ratio": 1.9})
+    caveats = _section(write_report(run, cfg, stages).read_text(), "caveats")
+    assert (f"GANs of {cfg['gan']['steps']} generator steps (BASELINE: generators shipped with "
+            "the package (trained once: sngan, D of 2 convs per resolution, D&#x27;s inputs "
+            "augmented (color, cutout), moving average of G (decay 0.999), 20,000 steps))"
+            ) in caveats

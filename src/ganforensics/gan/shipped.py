@@ -141,6 +141,25 @@ def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFram
     return None
 
 
+def generator_recipe(meta: dict[str, Any]) -> str:
+    """How a generator was trained, in words, from its `generator.json`: preset, D's depth,
+    augmentation of D's inputs, moving average of G and steps (`sngan, D of 2 convs per
+    resolution, D's inputs augmented (color, translation, cutout), moving average of G (decay
+    0.999), 20,000 steps`)."""
+    cfg = meta.get("config", {})
+    parts = [str(meta.get("arch", cfg.get("arch", "?")))]
+    if int(cfg.get("d_depth", 1)) > 1:
+        parts.append(f"D of {int(cfg['d_depth'])} convs per resolution")
+    if cfg.get("augment"):
+        parts.append(f"D's inputs augmented ({', '.join(cfg['augment'])})")
+    if float(cfg.get("ema", 0.0)) > 0:
+        parts.append(f"moving average of G (decay {float(cfg['ema']):g})")
+    steps = meta.get("steps", cfg.get("steps"))
+    if steps is not None:
+        parts.append(f"{int(steps):,} steps")
+    return ", ".join(parts)
+
+
 def install_shipped(path: Path, run_dir: Path) -> Path:
     """Copy a shipped model into `run_dir` (replacing what is there) as a finished run that
     `gan.reconstruct` (a simulator) or `gan.generate` (a generator) reads; its provenance

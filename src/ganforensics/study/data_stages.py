@@ -18,7 +18,13 @@ from ganforensics.gan.config import GanConfig, preset
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import generate
 from ganforensics.gan.reconstruct import reconstruct
-from ganforensics.gan.shipped import PROVENANCE, find_shipped, install_shipped, shipped_unfit
+from ganforensics.gan.shipped import (
+    PROVENANCE,
+    find_shipped,
+    generator_recipe,
+    install_shipped,
+    shipped_unfit,
+)
 from ganforensics.gan.simulate import train_simulator
 from ganforensics.gan.simulator import SimulatorConfig
 from ganforensics.gan.train import train_gan
@@ -84,14 +90,15 @@ def make_gan_stage(setup: Mapping[str, Any]) -> Stage:
         out = ctx.path / "gans" / name
         if may_ship_gan(ctx.cfg, setup):
             shipped, why_not = _fitting_shipped(config.last_block, config.size, data, real,
-                                                kind="gen", preset=config.arch)
+                                                kind="gen")
             if shipped is not None:
                 install_shipped(shipped, out)
                 prov = json.loads((shipped / PROVENANCE).read_text())
-                console.info(f"GAN {name}: the shipped generator ({shipped.name}, "
-                             f"{prov['steps']} steps; --train-gans trains one instead)")
+                recipe = generator_recipe(json.loads((out / "generator.json").read_text()))
+                console.info(f"GAN {name}: the shipped generator {shipped.name} ({recipe}; "
+                             "--train-gans trains one instead)")
                 return {"run_dir": f"gans/{name}", "setup": dict(setup),
-                        "shipped": shipped.name, "steps": prov["steps"]}
+                        "shipped": shipped.name, "steps": prov["steps"], "recipe": recipe}
             console.info(f"GAN {name}: not using a shipped generator ({why_not}); training one")
         run_dir = train_gan(config, data, out, resume=True, progress=progress_enabled())
         return {"run_dir": str(Path(run_dir).relative_to(ctx.path)), "setup": dict(setup)}
@@ -145,16 +152,12 @@ def simulator_config(ctx: StudyContext, setup: Mapping[str, Any]) -> SimulatorCo
 
 
 def _fitting_shipped(last_block: str, size: int, train: pd.DataFrame, real: pd.DataFrame,
-                     kind: str = "sim", preset: str | None = None) -> tuple[Path | None, str]:
-    """The shipped model of `kind` (a simulator or, with the GAN's `preset`, a generator) that
-    may stand in for one trained on `train`, or None and why not."""
+                     kind: str = "sim") -> tuple[Path | None, str]:
+    """The shipped model of `kind` (`sim`: a simulator, `gen`: a generator) that may stand in
+    for one trained on `train`, or None and why not."""
     shipped = find_shipped(last_block, size, kind=kind)
     if shipped is None:
         return None, f"none ships for {last_block} at {size} px"
-    if preset is not None:
-        meta = json.loads((shipped / "generator.json").read_text())
-        if meta["arch"] != preset:
-            return None, f"the shipped one is a {meta['arch']} GAN, the setup's is {preset}"
     held_out = real[real["split"].astype(str).isin(["val", "test"])]
     stack, _ = load_training_images(train, size)  # what training would learn from
     why_not = shipped_unfit(shipped, list(stack), held_out)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ganforensics.detectors.cnn.archs import ARCHS
 from ganforensics.detectors.cnn.recipes import get_recipe
+from ganforensics.gan.shipped import generator_recipe
 from ganforensics.io.runs import RunFolder, dump_yaml
 from ganforensics.study.context import SPLITS
 from ganforensics.study.data_stages import REAL_MANIFEST, fake_manifest_file
@@ -120,25 +121,30 @@ def _section_entry(run: RunFolder, sec_id: str, status: Mapping[str, Any]) -> di
 
 
 def _shipped_gans(run: RunFolder, cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The setups whose GAN is a generator shipped in the package: its folder and steps."""
+    """The setups whose GAN is a generator shipped in the package: its steps, FID ratio and
+    training recipe (`gan.shipped.generator_recipe`)."""
     out = {}
     for s in cfg["gan"]["setups"]:
-        p = run.path / "gans" / s["name"] / "shipped.json"
-        if p.is_file():
-            prov = json.loads(p.read_text())
-            out[s["name"]] = {"steps": prov.get("steps"), "ratio": prov.get("ratio")}
+        folder = run.path / "gans" / s["name"]
+        if (folder / "shipped.json").is_file():
+            prov = json.loads((folder / "shipped.json").read_text())
+            meta = folder / "generator.json"
+            recipe = generator_recipe(json.loads(meta.read_text())) if meta.is_file() else None
+            out[s["name"]] = {"steps": prov.get("steps"), "ratio": prov.get("ratio"),
+                              "recipe": recipe}
     return out
 
 
 def _gan_budget(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
-    """'GANs of N generator steps', saying which generators the package shipped instead."""
+    """'GANs of N generator steps', saying which generators the package shipped instead and
+    how they were trained."""
     shipped = results.get("shipped_gans") or {}
     trained = f"GANs of {cfg['gan']['steps']} generator steps"
     if not shipped:
         return trained
-    steps = sorted({int(v["steps"]) for v in shipped.values() if v.get("steps")})
-    what = (f"shipped with the package (trained once for "
-            f"{'/'.join(f'{n:,}' for n in steps)} generator steps)")
+    recipes = list(dict.fromkeys(str(v.get("recipe") or f"{int(v['steps']):,} steps")
+                                 for v in shipped.values() if v.get("recipe") or v.get("steps")))
+    what = f"shipped with the package (trained once: {'; '.join(recipes)})"
     if len(shipped) == len(cfg["gan"]["setups"]):
         return f"GANs {what}"
     return f"{trained} ({', '.join(shipped)}: generators {what})"

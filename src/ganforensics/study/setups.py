@@ -71,9 +71,11 @@ def uses_shipped(cfg: Mapping[str, Any]) -> bool:
 
 def may_ship_gan(cfg: Mapping[str, Any], setup: Mapping[str, Any]) -> bool:
     """True when a shipped generator may stand in for `setup`'s GAN: `gan.source: shipped` and
-    the setup sets neither its own steps nor objectives (a shipped generator has its own)."""
+    the setup asks for no training of its own (no steps, objectives or preset other than
+    `gan.preset`). A shipped generator has its own recipe, which the report names; `gan.preset`,
+    `gan.steps` and the other training keys describe the GANs the study trains."""
     return (cfg["gan"]["source"] == "shipped" and "steps" not in setup
-            and not setup.get("objectives"))
+            and not setup.get("objectives") and setup["preset"] == cfg["gan"]["preset"])
 
 
 def check_arms(cfg: Mapping[str, Any]) -> None:
