@@ -129,7 +129,8 @@ def _shipped_gans(run: RunFolder, cfg: Mapping[str, Any]) -> dict[str, dict[str,
         if (folder / "shipped.json").is_file():
             prov = json.loads((folder / "shipped.json").read_text())
             meta = folder / "generator.json"
-            recipe = generator_recipe(json.loads(meta.read_text())) if meta.is_file() else None
+            recipe = (generator_recipe(json.loads(meta.read_text())) if meta.is_file()
+                      else f"{int(prov.get('steps') or 0):,} steps")
             out[s["name"]] = {"steps": prov.get("steps"), "ratio": prov.get("ratio"),
                               "recipe": recipe}
     return out
@@ -142,8 +143,7 @@ def _gan_budget(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> str:
     trained = f"GANs of {cfg['gan']['steps']} generator steps"
     if not shipped:
         return trained
-    recipes = list(dict.fromkeys(str(v.get("recipe") or f"{int(v['steps']):,} steps")
-                                 for v in shipped.values() if v.get("recipe") or v.get("steps")))
+    recipes = dict.fromkeys(str(v["recipe"]) for v in shipped.values())  # once each, in order
     what = f"shipped with the package (trained once: {'; '.join(recipes)})"
     if len(shipped) == len(cfg["gan"]["setups"]):
         return f"GANs {what}"
