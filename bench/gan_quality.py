@@ -40,7 +40,7 @@ from ganforensics.data.manifest import split_of
 from ganforensics.data.photos import make_patches
 from ganforensics.errors import GanForensicsError
 from ganforensics.gan.checkpoint import latest_checkpoint
-from ganforensics.gan.config import preset
+from ganforensics.gan.config import GanConfig, preset
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import sample_images
 from ganforensics.gan.nets import Generator
@@ -116,7 +116,8 @@ def _invocations(log: Path) -> list[str]:
     return [h["command"] for h in heads if "command" in h]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The options of this benchmark (the recipe ones default to the preset's values)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="ttur")
     ap.add_argument("--last-block", default="BASELINE")
@@ -124,6 +125,10 @@ def main() -> None:
     ap.add_argument("--ema", type=float, default=0.0)
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--d-depth", type=int, default=1, help="convs per resolution in D")
+    ap.add_argument("--n-d", type=int, default=None,
+                    help="D steps per G step (default: the preset's)")
+    ap.add_argument("--lr-d", type=float, default=None,
+                    help="D's learning rate (default: the preset's)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
@@ -141,7 +146,19 @@ def main() -> None:
                          "runs; the features of `a` and `b` cost minutes on a CPU)")
     ap.add_argument("--ship", type=Path, default=None,
                     help="package the finished generator here as a shipped one (float16)")
-    args = ap.parse_args()
+    return ap
+
+
+def config_of(args: argparse.Namespace, steps: int) -> GanConfig:
+    """The training config these options ask for, `steps` long."""
+    return preset(args.preset, last_block=args.last_block, steps=steps, batch=args.batch,
+                  dim=args.dim, d_depth=args.d_depth, n_d=args.n_d, lr_d=args.lr_d,
+                  seed=args.seed, augment=args.augment, ema=args.ema, checkpoint_every=500,
+                  sample_every=1000, device=args.device)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     apply_threads(args.threads)
     patches = make_patches(args.work / "photos", force=True)  # deterministic: same patches
     train = split_of(patches, "train").reset_index(drop=True)
@@ -158,11 +175,7 @@ def main() -> None:
         if args.reference is not None:
             np.savez(args.reference, mu_a=mu_a, s_a=s_a, floor=floor)
     milestones = sorted(args.milestones)
-    cfg = preset(args.preset, last_block=args.last_block,
-                 steps=args.total_steps or milestones[-1],
-                 batch=args.batch, dim=args.dim, d_depth=args.d_depth, seed=args.seed,
-                 augment=args.augment, ema=args.ema, checkpoint_every=500, sample_every=1000,
-                 device=args.device)
+    cfg = config_of(args, args.total_steps or milestones[-1])
     run_dir = args.work / "run"
     command = shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]])
     head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,

@@ -1,0 +1,54 @@
+"""bench/gan_quality.py's options: the recipe they ask for, and the command a shipped generator
+records (the zoo's provenance)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from ganforensics.errors import ConfigError
+from ganforensics.gan.config import preset
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gan_quality.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gan_quality_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_options_default_to_the_preset(bench) -> None:
+    args = bench.build_parser().parse_args(["--preset", "sngan", "--work", "w"])
+    cfg = bench.config_of(args, 1000)
+    ref = preset("sngan")
+    assert (cfg.n_d, cfg.lr_d, cfg.lr_g, cfg.loss) == (ref.n_d, ref.lr_d, ref.lr_g, ref.loss)
+    assert cfg.steps == 1000 and cfg.checkpoint_every == 500
+
+
+def test_n_d_and_lr_d_reach_the_config(bench) -> None:
+    argv = ["--preset", "sngan", "--last-block", "N.3.5", "--d-depth", "2", "--n-d", "2",
+            "--lr-d", "4e-4", "--ema", "0.999", "--work", "w"]
+    cfg = bench.config_of(bench.build_parser().parse_args(argv), 20000)
+    assert (cfg.n_d, cfg.lr_d, cfg.d_depth, cfg.last_block) == (2, 4e-4, 2, "N.3.5")
+    assert cfg.lr_g == preset("sngan").lr_g  # only D's rate moves
+
+
+def test_a_bad_recipe_value_is_a_config_error(bench) -> None:
+    args = bench.build_parser().parse_args(["--preset", "sngan", "--n-d", "0", "--work", "w"])
+    with pytest.raises(ConfigError, match="n_d"):
+        bench.config_of(args, 1000)
+
+
+def test_the_recorded_command_is_one_run_with_the_recipe_options(bench) -> None:
+    argv = ["--preset", "sngan", "--n-d", "2", "--milestones", "5000", "10000",
+            "--total-steps", "20000", "--extend", "--threads", "1", "--work", "W"]
+    cmd = bench._one_run_command(argv, 20000)
+    assert cmd == ("python bench/gan_quality.py --preset sngan --n-d 2 --threads 1 --work W "
+                   "--milestones 20000")
