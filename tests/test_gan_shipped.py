@@ -19,6 +19,7 @@ from ganforensics.gan.reconstruct import load_simulator, reconstruct, reconstruc
 from ganforensics.gan.shipped import (
     PROVENANCE,
     find_shipped,
+    generator_recipe,
     install_shipped,
     list_shipped,
     pixel_sha256,
@@ -176,3 +177,13 @@ def test_reconstruct_accepts_a_shipped_simulator(tmp_path) -> None:
     df = reconstruct("shipped:N.1.5", [str(tmp_path / "a.png")], tmp_path / "out",
                      progress=False)
     assert list(df["generator"]) == ["sim-N.1.5"] and df["psnr_db"].iloc[0] > 25
+
+
+def test_the_recipe_in_words_names_what_differs_from_the_published_training() -> None:
+    plain = {"arch": "ttur", "steps": 10000, "config": {"d_depth": 1, "n_d": 1, "augment": []}}
+    assert generator_recipe(plain) == "ttur, 10,000 steps"
+    deep = {"arch": "sngan", "steps": 20000,
+            "config": {"d_depth": 2, "n_d": 2, "augment": ["color", "cutout"], "ema": 0.999}}
+    words = generator_recipe(deep)
+    assert words.startswith("sngan, D of 2 convs per resolution, 2 D steps per G step, ")
+    assert "(color, cutout)" in words and "decay 0.999" in words and words.endswith("20,000 steps")

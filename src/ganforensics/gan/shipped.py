@@ -142,14 +142,16 @@ def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFram
 
 
 def generator_recipe(meta: dict[str, Any]) -> str:
-    """How a generator was trained, in words, from its `generator.json`: preset, D's depth,
-    augmentation of D's inputs, moving average of G and steps (`sngan, D of 2 convs per
-    resolution, D's inputs augmented (color, translation, cutout), moving average of G (decay
-    0.999), 20,000 steps`)."""
+    """How a generator was trained, in words, from its `generator.json`: preset, D's depth, D
+    steps per G step, augmentation of D's inputs, moving average of G and steps (`sngan, D of 2
+    convs per resolution, 2 D steps per G step, D's inputs augmented (color, translation,
+    cutout), moving average of G (decay 0.999), 20,000 steps`)."""
     cfg = meta.get("config", {})
     parts = [str(meta.get("arch", cfg.get("arch", "?")))]
     if int(cfg.get("d_depth", 1)) > 1:
         parts.append(f"D of {int(cfg['d_depth'])} convs per resolution")
+    if int(cfg.get("n_d", 1)) > 1:
+        parts.append(f"{int(cfg['n_d'])} D steps per G step")
     if cfg.get("augment"):
         parts.append(f"D's inputs augmented ({', '.join(cfg['augment'])})")
     if float(cfg.get("ema", 0.0)) > 0:
