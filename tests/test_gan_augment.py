@@ -196,3 +196,17 @@ def test_cli_rejects_an_unknown_policy(tmp_path: Path) -> None:
                                    str(tmp_path / "run"), "--augment", "color,flip"])
     assert res.exit_code != 0
     assert "augment: unknown policy flip" in res.output
+
+
+def test_a_run_trained_elsewhere_continues_on_this_device(tmp_path: Path) -> None:
+    """A run whose config says it was trained on a GPU resumes here on the CPU (the draws do
+    not depend on the device) and ends as the run that never moved."""
+    straight = train_gan(_tiny(), _patches(), tmp_path / "a", progress=False)
+    short = train_gan(_tiny(steps=3), _patches(), tmp_path / "b", progress=False)
+    cfg_path = short / "config.yaml"
+    cfg_path.write_text(cfg_path.read_text().replace("device: cpu", "device: cuda:0"))
+    moved = train_gan(_tiny(), _patches(), short, progress=False, extend=True)
+    assert json.loads((moved / "env.json").read_text())["moved"] == {"device": ["cuda:0", "cpu"]}
+    final_a = load_file(str(straight / "generator.safetensors"))
+    final_b = load_file(str(moved / "generator.safetensors"))
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)

@@ -51,6 +51,19 @@ def test_a_resumed_run_may_grow_only_the_keys_the_caller_names(tmp_path):
     assert same.extended == {}
 
 
+def test_a_resumed_run_may_move_to_another_device_and_says_so(tmp_path):
+    RunFolder.create(tmp_path / "r", {"device": "cuda", "lr": 0.1}).write_json("x", {})
+    with pytest.raises(RunExistsError, match="differs in: device"):  # not a movable key
+        RunFolder.create(tmp_path / "r", {"device": "cpu", "lr": 0.1}, resume=True)
+    move = {"movable": ("device",), "resume": True}
+    with pytest.raises(RunExistsError, match="differs in: device, lr"):  # lr still may not
+        RunFolder.create(tmp_path / "r", {"device": "cpu", "lr": 0.2}, **move)
+    run = RunFolder.create(tmp_path / "r", {"device": "cpu", "lr": 0.1}, **move)
+    assert run.moved == {"device": ("cuda", "cpu")} and run.extended == {}
+    assert yaml.safe_load((run.path / "config.yaml").read_text())["device"] == "cpu"
+    assert json.loads((run.path / "env.json").read_text())["moved"] == {"device": ["cuda", "cpu"]}
+
+
 def test_a_run_that_failed_before_any_result_can_be_restarted_without_force(tmp_path):
     RunFolder.create(tmp_path / "r", {"weights": "bad.pth"}, seed=1)  # then the run failed
     run = RunFolder.create(tmp_path / "r", {"weights": None}, seed=2)

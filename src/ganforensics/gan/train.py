@@ -189,12 +189,14 @@ def open_training_run(
 ) -> tuple[RunFolder, np.ndarray, dict[str, Any]]:
     """Load the data at `config.size`, then create (or reuse) the run folder of a training
     config (`GanConfig`, `SimulatorConfig`), which is locked from here on. `extend` lets a
-    resumed run take a larger `steps` than it was started with."""
+    resumed run take a larger `steps` than it was started with; a resumed run may change
+    `device` (trained on a GPU, continued on the CPU: same draws, other rounding)."""
     stack, data_info = load_training_images(data, config.size)
     cfg = {**config.to_dict(), "data": data_info}
     try:
         run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
-                               resume=resume or extend, extendable=("steps",) if extend else ())
+                               resume=resume or extend, extendable=("steps",) if extend else (),
+                               movable=("device",))
     except RunExistsError as err:
         if extend or "(differs in: steps)" not in str(err):
             raise

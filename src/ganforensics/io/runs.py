@@ -105,6 +105,7 @@ class RunFolder:
         self.path = Path(path)
         self._locked = locked  # this object holds one count of the folder's lock
         self.extended: dict[str, tuple[Any, Any]] = {}  # key -> (old, new) when `create` grew it
+        self.moved: dict[str, tuple[Any, Any]] = {}  # key -> (old, new), e.g. another device
 
     @classmethod
     def create(
@@ -117,12 +118,14 @@ class RunFolder:
         force: bool = False,
         resume: bool = False,
         extendable: tuple[str, ...] = (),
+        movable: tuple[str, ...] = (),
     ) -> RunFolder:
         """Create (or, when allowed, reuse) the run folder and write config.yaml and env.json.
 
         With `resume`, a saved config whose only differences are larger new values of keys in
-        `extendable` (e.g. `steps`) is rewritten to the new one; `extended` then maps each such
-        key to its (old, new) values, and env.json records them.
+        `extendable` (e.g. `steps`) or any new values of keys in `movable` (e.g. `device`: a run
+        trained on a GPU continues on the CPU) is rewritten to the new one; `extended` and
+        `moved` then map each such key to its (old, new) values, and env.json records them.
 
         The folder is locked for this process (see `ganforensics.io.lock`) until `release()`,
         the end of a `with` block, or the end of the process; a folder locked by another live
@@ -135,7 +138,7 @@ class RunFolder:
         lock.acquire(path)
         try:
             return cls._open_locked(path, config, seed=seed, device=device, force=force,
-                                    resume=resume, extendable=extendable)
+                                    resume=resume, extendable=extendable, movable=movable)
         except BaseException:
             lock.release(path)
             raise
@@ -151,6 +154,7 @@ class RunFolder:
         force: bool,
         resume: bool,
         extendable: tuple[str, ...] = (),
+        movable: tuple[str, ...] = (),
     ) -> RunFolder:
         cfg_path = path / "config.yaml"
         config_text = dump_yaml(config)
@@ -162,7 +166,8 @@ class RunFolder:
                 keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 grown = {k: (old.get(k), new.get(k)) for k in keys
                          if k in extendable and _grows(old.get(k), new.get(k))}
-                if set(keys) - set(grown):
+                moved = {k: (old.get(k), new.get(k)) for k in keys if k in movable}
+                if set(keys) - set(grown) - set(moved):
                     hint = (f"; only a larger {', '.join(extendable)} may continue it"
                             if extendable else "")
                     raise RunExistsError(
@@ -170,10 +175,10 @@ class RunFolder:
                         f"{', '.join(keys)}){hint}; pass --force to overwrite or choose "
                         "another --out"
                     )
-                if grown:
+                if grown or moved:
                     write_text_atomic(cfg_path, config_text)
                 run = cls(path, locked=True)
-                run.extended = grown
+                run.extended, run.moved = grown, moved
                 run._write_env(seed, device, resumed=True)
                 return run
             raise RunExistsError(
@@ -209,6 +214,8 @@ class RunFolder:
                 pass
         if self.extended:
             env["extended"] = {k: list(v) for k, v in self.extended.items()}
+        if self.moved:
+            env["moved"] = {k: list(v) for k, v in self.moved.items()}
         write_json_atomic(env_path, env)
 
     def file(self, name: str) -> Path:
