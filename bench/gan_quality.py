@@ -30,15 +30,17 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load_file
 
 import ganforensics
 from ganforensics.data.manifest import split_of
 from ganforensics.data.photos import make_patches
-from ganforensics.errors import GanForensicsError
+from ganforensics.errors import ConfigError, GanForensicsError
 from ganforensics.gan.checkpoint import latest_checkpoint
 from ganforensics.gan.config import GanConfig, preset
 from ganforensics.gan.data import load_training_images
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "runs; the features of `a` and `b` cost minutes on a CPU)")
     ap.add_argument("--ship", type=Path, default=None,
                     help="package the finished generator here as a shipped one (float16)")
+    ap.add_argument("--no-fid", action="store_true",
+                    help="train to the milestones and measure nothing (where the standard "
+                         "Inception network is not installed, e.g. a lent GPU machine); the "
+                         "same command without it, on any --device, then measures the step "
+                         "the run reached")
     return ap
 
 
@@ -157,29 +164,41 @@ def config_of(args: argparse.Namespace, steps: int) -> GanConfig:
                   sample_every=1000, device=args.device)
 
 
-def main() -> None:
-    args = build_parser().parse_args()
+def _reference(args: argparse.Namespace, train: pd.DataFrame, ext: Any
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The statistics of `a` and the floor FID(a, b), from `--reference` when it holds them."""
+    if args.reference is not None and args.reference.is_file():
+        ref = np.load(args.reference)
+        return ref["mu_a"], ref["s_a"], float(ref["floor"])
+    a = train.sample(N_SAMPLE, random_state=0)
+    b = train.drop(a.index).sample(N_SAMPLE, random_state=1)
+    mu_a, s_a = _stats(compute_features(load_images(a).stack(), ext))
+    floor = frechet_distance(mu_a, s_a, *_stats(compute_features(load_images(b).stack(), ext)))
+    if args.reference is not None:
+        np.savez(args.reference, mu_a=mu_a, s_a=s_a, floor=floor)
+    return mu_a, s_a, floor
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.no_fid and args.ship is not None:
+        raise ConfigError("--ship needs the FID of the finished generator; drop --no-fid")
     apply_threads(args.threads)
     patches = make_patches(args.work / "photos", force=True)  # deterministic: same patches
     train = split_of(patches, "train").reset_index(drop=True)
-    a = train.sample(N_SAMPLE, random_state=0)
-    b = train.drop(a.index).sample(N_SAMPLE, random_state=1)
-    ext = get_extractor("inception")
-    if args.reference is not None and args.reference.is_file():
-        ref = np.load(args.reference)
-        mu_a, s_a, floor = ref["mu_a"], ref["s_a"], float(ref["floor"])
+    if args.no_fid:
+        ext, mu_a, s_a, floor = None, None, None, None
     else:
-        mu_a, s_a = _stats(compute_features(load_images(a).stack(), ext))
-        floor = frechet_distance(mu_a, s_a,
-                                 *_stats(compute_features(load_images(b).stack(), ext)))
-        if args.reference is not None:
-            np.savez(args.reference, mu_a=mu_a, s_a=s_a, floor=floor)
+        ext = get_extractor("inception")
+        mu_a, s_a, floor = _reference(args, train, ext)
     milestones = sorted(args.milestones)
     cfg = config_of(args, args.total_steps or milestones[-1])
     run_dir = args.work / "run"
-    command = shlex.join(["python", "bench/gan_quality.py", *sys.argv[1:]])
-    head = {"floor": round(floor, 2), "n": N_SAMPLE, "threads": args.threads,
-            "config": cfg.to_dict(), "torch": torch.__version__, "command": command}
+    argv = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "bench/gan_quality.py", *argv])
+    head = {"floor": None if floor is None else round(floor, 2), "n": N_SAMPLE,
+            "threads": args.threads, "config": cfg.to_dict(), "torch": torch.__version__,
+            "command": command}
     print(json.dumps(head), flush=True)
     log = args.work / "quality.jsonl"
     with log.open("a") as fh:
@@ -196,7 +215,7 @@ def main() -> None:
         wall += time.perf_counter() - t
         cpu += time.process_time() - c
         row: dict = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}
-        for name in ("G", "G_ema") if cfg.ema else ("G",):
+        for name in () if ext is None else ("G", "G_ema") if cfg.ema else ("G",):
             fakes = sample_images(_checkpoint_generator(run, name, cfg), N_SAMPLE, seed=7)
             mu, s = _stats(compute_features(fakes, ext))
             fid = frechet_distance(mu_a, s_a, mu, s)
@@ -212,7 +231,7 @@ def main() -> None:
     if args.ship is not None and milestones[-1] == cfg.steps:
         key = "ema" if cfg.ema else "raw"
         provenance = {
-            "command": _one_run_command(sys.argv[1:], cfg.steps),
+            "command": _one_run_command(argv, cfg.steps),
             "invocations": _invocations(log),
             "data": {"photos": "the embedded photos, `ganforensics data photos` defaults",
                      "split": "train", "n": int(len(train)),

@@ -4,6 +4,7 @@ records (the zoo's provenance)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -52,3 +53,25 @@ def test_the_recorded_command_is_one_run_with_the_recipe_options(bench) -> None:
     cmd = bench._one_run_command(argv, 20000)
     assert cmd == ("python bench/gan_quality.py --preset sngan --n-d 2 --threads 1 --work W "
                    "--milestones 20000")
+
+
+@pytest.mark.slow
+def test_no_fid_trains_to_the_milestones_and_measures_nothing(bench, tmp_path) -> None:
+    """The mode for a machine without the standard Inception network: rows with the step and
+    seconds only, a floor of None, and a run that stopped resumable at each milestone."""
+    work = tmp_path / "W"
+    argv = ["--preset", "ttur", "--batch", "8", "--dim", "8", "--milestones", "2", "3",
+            "--total-steps", "6", "--no-fid", "--work", str(work)]
+    bench.main(argv)
+    rows = [json.loads(line) for line in (work / "quality.jsonl").read_text().splitlines()]
+    assert rows[0]["floor"] is None and rows[0]["command"].endswith("--work " + str(work))
+    assert [r["step"] for r in rows[1:]] == [2, 3]
+    assert not any(k.startswith("fid") for r in rows[1:] for k in r)
+    assert rows[2]["train_cpu_s"] >= rows[1]["train_cpu_s"] > 0
+    assert bench._reached_step(work / "run") == 3
+    assert not (work / "run" / "generator.safetensors").exists()  # 6 steps asked, 3 done
+
+
+def test_no_fid_cannot_ship(bench, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="--no-fid"):
+        bench.main(["--no-fid", "--ship", str(tmp_path / "zoo"), "--work", str(tmp_path)])
