@@ -3,9 +3,7 @@ records (the zoo's provenance)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -13,16 +11,10 @@ import pytest
 from ganforensics.errors import ConfigError
 from ganforensics.gan.config import preset
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gan_quality.py"
-
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gan_quality_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench) -> ModuleType:  # type: ignore[no-untyped-def]
+    return load_bench("gan_quality")
 
 
 def test_recipe_options_default_to_the_preset(bench) -> None:
