@@ -92,3 +92,21 @@ def test_study_key_gan_d_depth_reaches_every_setup_and_is_checked() -> None:
     Ctx.cfg = cfg  # type: ignore[attr-defined]
     for setup in cfg["gan"]["setups"]:
         assert gan_config(Ctx, setup).d_depth == 2  # type: ignore[arg-type]
+
+
+def test_study_key_gan_n_d_reaches_every_setup_or_keeps_the_preset() -> None:
+    class Ctx:  # what gan_config reads of a study context
+        seed = 2021
+
+    Ctx.cfg = load_config()  # type: ignore[attr-defined]
+    assert Ctx.cfg["gan"]["n_d"] is None  # type: ignore[attr-defined]
+    setups = Ctx.cfg["gan"]["setups"]  # type: ignore[attr-defined]
+    assert {gan_config(Ctx, s).n_d for s in setups} == {1}  # type: ignore[arg-type]
+    wgan = {"name": "W", "last_block": "BASELINE", "preset": "wgan-gp"}
+    assert gan_config(Ctx, wgan).n_d == 5  # type: ignore[arg-type]  # the preset's own
+    Ctx.cfg = load_config({"gan": {"n_d": 2}})  # type: ignore[attr-defined]
+    assert {gan_config(Ctx, s).n_d for s in setups} == {2}  # type: ignore[arg-type]
+    assert gan_config(Ctx, wgan).n_d == 2  # type: ignore[arg-type]
+    for bad in (0, -1, "2", 1.5):
+        with pytest.raises(ConfigError, match="gan.n_d"):
+            load_config({"gan": {"n_d": bad}})

@@ -44,6 +44,7 @@ given, before a config file)."""
 _NULLABLE: dict[str, tuple[type, ...]] = {
     "data.sources": (list, type(None)),
     "data.max_patches": (int, type(None)),
+    "gan.n_d": (int, type(None)),
     "seeds": (list, type(None)),
     "detectors.train_setup": (str, list),
     "simulator.steps": (int, type(None)),
@@ -389,6 +390,9 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(cfg["gan"]["d_depth"], int) and cfg["gan"]["d_depth"] >= 1):
         raise ConfigError("config key 'gan.d_depth' must be a positive integer, got "
                           f"{cfg['gan']['d_depth']!r}")
+    n_d = cfg["gan"]["n_d"]
+    if n_d is not None and not (isinstance(n_d, int) and not isinstance(n_d, bool) and n_d >= 1):
+        raise ConfigError(f"config key 'gan.n_d' must be a positive integer or null, got {n_d!r}")
     if not cfg["gan"]["setups"]:
         raise ConfigError("config key 'gan.setups' must name at least one setup")
     cfg["gan"]["setups"] = _normalise_setups(cfg["gan"]["setups"], cfg["gan"]["preset"])

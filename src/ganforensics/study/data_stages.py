@@ -76,6 +76,7 @@ def gan_config(ctx: StudyContext, setup: Mapping[str, Any]) -> GanConfig:
         augment=tuple(g["augment"] or ()),
         ema=float(g["ema"]),
         d_depth=int(g["d_depth"]),
+        n_d=g["n_d"],  # None keeps the preset's
     )
 
 
