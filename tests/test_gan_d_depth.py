@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,34 +81,31 @@ def test_gan_train_cli_trains_and_records_a_deeper_d(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "d-depth" in res.output
 
 
+
+def _study_ctx(cfg: dict[str, Any]) -> Any:
+    """What gan_config reads of a study context: its seed and resolved config."""
+    return SimpleNamespace(seed=2021, cfg=cfg)
+
 def test_study_key_gan_d_depth_reaches_every_setup_and_is_checked() -> None:
     cfg = load_config({"gan": {"d_depth": 2}})
     assert cfg["gan"]["d_depth"] == 2
     assert load_config()["gan"]["d_depth"] == 1
     with pytest.raises(ConfigError, match="gan.d_depth"):
         load_config({"gan": {"d_depth": 0}})
-
-    class Ctx:  # what gan_config reads of a study context
-        seed = 2021
-
-    Ctx.cfg = cfg  # type: ignore[attr-defined]
     for setup in cfg["gan"]["setups"]:
-        assert gan_config(Ctx, setup).d_depth == 2  # type: ignore[arg-type]
+        assert gan_config(_study_ctx(cfg), setup).d_depth == 2
 
 
 def test_study_key_gan_n_d_reaches_every_setup_or_keeps_the_preset() -> None:
-    class Ctx:  # what gan_config reads of a study context
-        seed = 2021
-
-    Ctx.cfg = load_config()  # type: ignore[attr-defined]
-    assert Ctx.cfg["gan"]["n_d"] is None  # type: ignore[attr-defined]
-    setups = Ctx.cfg["gan"]["setups"]  # type: ignore[attr-defined]
-    assert {gan_config(Ctx, s).n_d for s in setups} == {1}  # type: ignore[arg-type]
+    ctx = _study_ctx(load_config())
+    assert ctx.cfg["gan"]["n_d"] is None
+    setups = ctx.cfg["gan"]["setups"]
+    assert {gan_config(ctx, s).n_d for s in setups} == {1}
     wgan = {"name": "W", "last_block": "BASELINE", "preset": "wgan-gp"}
-    assert gan_config(Ctx, wgan).n_d == 5  # type: ignore[arg-type]  # the preset's own
-    Ctx.cfg = load_config({"gan": {"n_d": 2}})  # type: ignore[attr-defined]
-    assert {gan_config(Ctx, s).n_d for s in setups} == {2}  # type: ignore[arg-type]
-    assert gan_config(Ctx, wgan).n_d == 2  # type: ignore[arg-type]
+    assert gan_config(ctx, wgan).n_d == 5  # the preset's own
+    ctx = _study_ctx(load_config({"gan": {"n_d": 2}}))
+    assert {gan_config(ctx, s).n_d for s in setups} == {2}
+    assert gan_config(ctx, wgan).n_d == 2
     for bad in (0, -1, "2", 1.5):
         with pytest.raises(ConfigError, match="gan.n_d"):
             load_config({"gan": {"n_d": bad}})
