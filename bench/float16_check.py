@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.torch import load_file
 
+from ganforensics.errors import GanForensicsError, InputError
 from ganforensics.gan.generate import load_generator, sample_images
 
 
@@ -27,7 +29,11 @@ def compare(shipped: str | Path, float32: Path, n: int = 453, seed: int = 7) -> 
     samples of the shipped generator and of the same network with the `float32` weights."""
     gen, meta = load_generator(shipped)
     half = sample_images(gen, n, seed)
-    gen.load_state_dict(load_file(str(float32)))
+    try:
+        gen.load_state_dict(load_file(str(float32)))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InputError(f"{float32}: not the float32 weights of this generator "
+                         f"({str(exc).splitlines()[0]})") from None
     full = sample_images(gen, n, seed)
     diff = np.abs(half.astype(np.int16) - full.astype(np.int16))
     return {"generator": str(shipped), "last_block": meta["last_block"], "n": n, "seed": seed,
@@ -53,4 +59,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GanForensicsError as err:  # a bad option or input: its message, no traceback
+        sys.exit(f"float16_check.py: {err}")

@@ -14,6 +14,7 @@ A generator is a finished run folder, a shipped-format folder (`gen-<BLOCK>-<SIZ
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from PIL import Image
 
 from ganforensics.data.manifest import split_of
 from ganforensics.data.photos import make_patches
+from ganforensics.errors import GanForensicsError
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import load_generator, sample_images
 
@@ -65,4 +67,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GanForensicsError as err:  # a bad option or input: its message, no traceback
+        sys.exit(f"sample_grid.py: {err}")
