@@ -26,20 +26,20 @@ from ganforensics.data.photos import make_patches
 from ganforensics.errors import GanForensicsError
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import load_generator, sample_images
+from ganforensics.io.images import image_grid
 
 GAP = 2
 """Pixels of white between cells and rows (before scaling)."""
 
 
 def grid(rows: list[np.ndarray], scale: int) -> Image.Image:
-    """One image of rows of (N, H, W, 3) uint8 cells, white gaps, nearest-neighbour scaled."""
-    n, h, w = rows[0].shape[:3]
-    out = np.full((len(rows) * (h + GAP) - GAP, n * (w + GAP) - GAP, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row[:n]):
-            out[r * (h + GAP): r * (h + GAP) + h, c * (w + GAP): c * (w + GAP) + w] = cell
-    img = Image.fromarray(out)
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    """One image of rows of (N, H, W, 3) uint8 cells, white gaps, nearest-neighbour scaled
+    (`io.images.image_grid` without its outer border)."""
+    n = len(rows[0])
+    tiled = image_grid(np.concatenate([row[:n] for row in rows]), n, pad=GAP, fill=255,
+                       scale=scale)
+    edge = GAP * scale
+    return Image.fromarray(tiled[edge:-edge, edge:-edge])
 
 
 def main() -> None:
