@@ -25,7 +25,11 @@ from ganforensics.explain import (
 )
 from ganforensics.explain import color as color_mod
 from ganforensics.explain.adapter import batched_logits, sigmoid
-from ganforensics.explain.ffrs import CONFIDENCE, normalised_channel_relevance
+from ganforensics.explain.ffrs import (
+    CONFIDENCE,
+    NoConfidentFakesError,
+    normalised_channel_relevance,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,8 +99,9 @@ def test_ffrs_needs_confident_fakes(test_set):
 
     untrained = Explainable(model=small_cnn().eval())
     images, labels, _ = test_set
-    with pytest.raises(InputError, match="P\\(fake\\) >= 0.9"):
+    with pytest.raises(NoConfidentFakesError, match="P\\(fake\\) >= 0.9"):
         compute_ffrs(untrained, [im for im, lab in zip(images, labels, strict=True) if lab])
+    assert issubclass(NoConfidentFakesError, InputError)  # a CLI user still gets a clear error
 
 
 def test_ranking_csv_roundtrip_and_keys(tmp_path, toy, test_set):

@@ -28,6 +28,7 @@ from ganforensics.study.detector_stages import (
 from ganforensics.study.explain_stages import (
     COLOUR_MAPS_COLUMNS,
     COLOUR_MAPS_TABLE,
+    EXPLAIN_SUMMARY,
     MASKING_COLUMNS,
     MASKING_TABLE,
     RANKING_TABLE,
@@ -42,7 +43,7 @@ from ganforensics.study.pipeline import build_stages
 from ganforensics.study.report import check_results, collect_results, write_report
 from ganforensics.study.report_html import HtmlReport
 from ganforensics.study.report_sections import GENERIC_VIEW_NOTE, SECTIONS
-from ganforensics.study.stages import StageResult
+from ganforensics.study.stages import NOT_APPLICABLE, StageResult
 
 SETUPS = ["BASELINE", "N.1.5", "B.1.5", "Z.1.5", "N.3.5"]
 ROWS = [*SETUPS, "mean", "all"]  # per_generator's rows
@@ -185,6 +186,50 @@ def test_failed_stage_section_shows_reason_and_no_numbers(tmp_path, rng) -> None
     page = (run.path / "report.html").read_text()
     bypass = page.split('<section id="bypass">')[1].split("</section>")[0]
     assert "RuntimeError: missing" in bypass and "<table>" not in bypass
+
+
+def test_explain_without_confident_fakes_is_not_applicable_with_its_reason(tmp_path,
+                                                                         rng) -> None:
+    run, cfg, stages = _synthetic_run(tmp_path, rng)
+    for f in (MASKING_TABLE, RANKING_TABLE, COLOUR_MAPS_TABLE):
+        (run.path / f).unlink()
+    reason = "none of the 300 fakes is detected with P(fake) >= 0.9 (max 0.5756)"
+    run.mark_stage_done("explain", {NOT_APPLICABLE: reason})
+    write_report(run, cfg, stages)
+    results = json.loads((run.path / "results.json").read_text())
+    assert results["sections"]["explain"] == {
+        "title": results["sections"]["explain"]["title"], "status": "not applicable",
+        "error": reason}
+    section = _section((run.path / "report.html").read_text(), "explain")
+    assert "Not applicable: " + reason.replace(">", "&gt;") in section
+    assert "<table>" not in section
+    # without the marker's reason the same missing tables are reported as missing output
+    run.mark_stage_done("explain", {})
+    results = collect_results(run, cfg, stages)
+    assert results["sections"]["explain"]["status"] == "no output"
+
+
+def test_the_explain_stage_ends_not_applicable_when_no_fake_is_confident(tmp_path,
+                                                                        monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    import ganforensics.study.explain_stages as es
+    from ganforensics.explain.ffrs import NoConfidentFakesError
+
+    def no_confident(*_a, **_k):
+        raise NoConfidentFakesError("none of the 3 fakes is detected with P(fake) >= 0.9")
+
+    val = pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1]})
+    monkeypatch.setattr(es, "load_study_detector", lambda ctx, kind: object())
+    monkeypatch.setattr(es, "train_val_sets", lambda ctx: (val, val))
+    monkeypatch.setattr(es, "decode", lambda rows, what: ([np.zeros((8, 8, 3), np.uint8)], rows))
+    monkeypatch.setattr(es, "compute_ffrs", no_confident)
+    cfg = load_config({}, preset="quick")
+    run = RunFolder.create(tmp_path / "run", cfg, seed=cfg["seed"])
+    out = es.stage_explain(SimpleNamespace(cfg=cfg, run=run, seed=cfg["seed"]))
+    assert out[NOT_APPLICABLE].endswith("none of the 3 fakes is detected with P(fake) >= 0.9")
+    assert json.loads((run.path / EXPLAIN_SUMMARY).read_text()) == out
+    assert not (run.path / MASKING_TABLE).exists() and not (run.path / RANKING_TABLE).exists()
 
 
 def test_html_escapes_text() -> None:

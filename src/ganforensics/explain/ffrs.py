@@ -36,6 +36,10 @@ LRP_BATCH_SIZE = 16
 RANKING_COLUMNS = ("rank", "key", "layer", "channel", "ffrs")
 
 
+class NoConfidentFakesError(InputError):
+    """No fake reaches P(fake) >= CONFIDENCE: the detector gives FF-RS nothing to explain."""
+
+
 def default_k(n_maps: int) -> int:
     """Top-k size scaled from ResNet-50's 114 of 26,560 maps; at least 1."""
     return max(1, int(round(n_maps * TOPK_RATIO[0] / TOPK_RATIO[1])))
@@ -134,8 +138,8 @@ def compute_ffrs(
 
     Only fakes the detector scores P(fake) >= 0.9 are used; at most `max_samples` of them
     (seeded random subset). `k` defaults to `default_k(number of maps)`.
-    Raises `UnsupportedModelError` for detectors LRP cannot handle, `InputError` when no
-    image is confidently detected.
+    Raises `UnsupportedModelError` for detectors LRP cannot handle, `NoConfidentFakesError`
+    (an `InputError`) when no image is confidently detected.
     """
     ex = as_explainable(detector)
     check_lrp_supported(ex.model, ex.name)
@@ -144,7 +148,7 @@ def compute_ffrs(
     probs = sigmoid(batched_logits(ex, images))
     confident = np.flatnonzero(probs >= CONFIDENCE)
     if len(confident) == 0:
-        raise InputError(
+        raise NoConfidentFakesError(
             f"none of the {len(images)} fakes is detected with P(fake) >= {CONFIDENCE} "
             f"(max {probs.max():.4g}); FF-RS needs confidently detected fakes"
         )

@@ -33,7 +33,7 @@ from ganforensics.study.report_sections import (
     all_sections,
 )
 from ganforensics.study.setups import SIM_PREFIX, study_setups, train_setups
-from ganforensics.study.stages import StageResult, stage_info
+from ganforensics.study.stages import NOT_APPLICABLE, StageResult, stage_info
 
 _UNIT = re.compile(
     r"(^|_)(ap|auc|acc|accuracy|bacc|balanced|real_acc|fake_acc|rate|tpr|fpr|eer|"
@@ -111,6 +111,10 @@ def _section_entry(run: RunFolder, sec_id: str, status: Mapping[str, Any]) -> di
     elif failed:
         entry["status"] = failed[0]["status"]
         entry["error"] = failed[0]["error"]
+    elif reasons := [stage_info(run, n)[NOT_APPLICABLE] for n in spec.stages
+                     if NOT_APPLICABLE in stage_info(run, n)]:
+        entry["status"] = "not applicable"
+        entry["error"] = reasons[0]
     elif missing:
         entry["status"] = "not run"
         entry["error"] = "disabled in the config or not reached"
@@ -356,6 +360,9 @@ def _data(rep: HtmlReport, results: Mapping[str, Any], run_path: Path,
 def _result_section(sec: Section, sec_id: str, entry: Mapping[str, Any],
                     data: SectionData) -> None:
     """The section's renderer; a table without a column it needs is shown as written."""
+    if entry.get("status") == "not applicable":
+        sec.box(f"Not applicable: {entry.get('error')}", "warn")
+        return
     if entry.get("status") != "ok":
         sec.box(f"Not available ({entry.get('status')}): {entry.get('error')}", "fail")
         return

@@ -18,6 +18,11 @@ from typing import Any
 from ganforensics.console import info
 from ganforensics.io.runs import RunFolder
 
+NOT_APPLICABLE = "not_applicable"
+"""Key of a finished stage's marker info when the stage had nothing to compute (its value says
+why, e.g. no fake detected confidently enough to explain); the report shows it in place of the
+section's tables."""
+
 
 @dataclass
 class Stage:
@@ -96,7 +101,8 @@ def run_stages(
                 out.setdefault("seconds", round(secs, 2))
                 run.mark_stage_done(st.name, out)
                 results.append(StageResult(st.name, "done", secs, info=out))
-                info(f"{label}: done in {secs:.1f} s")
+                why = f" (not applicable: {out[NOT_APPLICABLE]})" if NOT_APPLICABLE in out else ""
+                info(f"{label}: done in {secs:.1f} s{why}")
         if stop_after is not None and st.name == stop_after:
             break
     return results
