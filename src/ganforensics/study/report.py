@@ -111,8 +111,7 @@ def _section_entry(run: RunFolder, sec_id: str, status: Mapping[str, Any]) -> di
     elif failed:
         entry["status"] = failed[0]["status"]
         entry["error"] = failed[0]["error"]
-    elif reasons := [stage_info(run, n)[NOT_APPLICABLE] for n in spec.stages
-                     if NOT_APPLICABLE in stage_info(run, n)]:
+    elif reasons := [r for n in spec.stages if (r := stage_info(run, n).get(NOT_APPLICABLE))]:
         entry["status"] = "not applicable"
         entry["error"] = reasons[0]
     elif missing:
