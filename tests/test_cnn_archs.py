@@ -19,8 +19,8 @@ from ganforensics.detectors.cnn.archs import (
 from ganforensics.errors import ConfigError, InputError
 from ganforensics.explain import imagenet_preprocess
 
-FAST = ["small", "resnet18", "resnet50", "densenet121", "efficientnet_b0", "npr", "npr_small",
-        "ferretnet", "ferretnet_small", "safe", "safe_small"]
+FAST = ["small", "small_npr", "resnet18", "resnet50", "densenet121", "efficientnet_b0", "npr",
+        "npr_small", "ferretnet", "ferretnet_small", "safe", "safe_small"]
 SLOW = {"xception": 71, "inception_resnet_v2": 75, "nasnet": 64}
 
 

@@ -49,6 +49,25 @@ def test_npr_scales_the_residual_by_two_thirds():
     assert torch.allclose(model.residual(x), npr_residual(x) * 2 / 3)
 
 
+def test_small_npr_is_the_small_cnn_on_the_unscaled_residual():
+    small, model = build_model("small"), build_model("small_npr").eval()
+    count = sum(p.numel() for p in small.parameters())
+    assert sum(p.numel() for p in model.parameters()) == count
+    assert {n for n, _ in model.named_parameters()} == {n for n, _ in small.named_parameters()}
+    x = torch.randn(1, 3, 12, 12)
+    assert torch.equal(model.residual(x), npr_residual(x))
+    # content suppressed: every image nearest-up-sampled on the 2x2 grid has residual 0, so the
+    # same logit whatever its content
+    g = torch.Generator().manual_seed(1)
+    ups = [torch.randn(1, 3, 16, 16, generator=g).repeat_interleave(2, 2).repeat_interleave(2, 3)
+           for _ in range(2)]
+    with torch.no_grad():
+        a, b = model(ups[0]), model(ups[1])
+        assert torch.equal(a, b)
+        shifted = torch.roll(ups[0], shifts=(1, 1), dims=(2, 3))  # off the grid: it reads
+        assert model.residual(shifted).abs().max() > 0 and not torch.equal(model(shifted), a)
+
+
 def test_odd_sizes_are_cropped_to_even():
     x = torch.randn(1, 3, 9, 7)
     assert npr_residual(x).shape == (1, 3, 8, 6)
@@ -102,7 +121,7 @@ def test_onnx_export_matches_torch(tmp_path):
 
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (32, 32, 33)]
-    for arch in ("npr_small", "safe_small"):  # all six at 96 px: test_onnx_export.py
+    for arch in ("npr_small", "safe_small", "small_npr"):  # all six at 96 px: test_onnx_export.py
         det = CNNDetector(build_model(arch), arch, input_size=64)
         folder = export_detector(det, tmp_path / arch)
         meta = json.loads((folder / "model.json").read_text())

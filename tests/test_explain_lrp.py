@@ -18,10 +18,11 @@ from torch import nn
 from torchvision.models import resnet18, resnet50
 
 from explain_toy import small_cnn
+from ganforensics.detectors.cnn.residual_nets import Residual
 from ganforensics.errors import UnsupportedModelError
 from ganforensics.explain import Explainable, as_explainable, conv_relevance, default_k
 from ganforensics.explain.adapter import conv_layers
-from ganforensics.explain.lrp import check_lrp_supported, input_bounds
+from ganforensics.explain.lrp import check_lrp_supported, first_layer_bounds, input_bounds
 
 RTOL = 1e-5
 ATOL = 1e-5
@@ -55,6 +56,31 @@ def test_conservation_plain_cnn_every_conv():
     for layer, r in rel.items():
         sums = r.sum(dim=(1, 2, 3))
         np.testing.assert_allclose(sums, logits, rtol=RTOL, atol=ATOL, err_msg=layer)
+
+
+def test_conservation_behind_a_leading_residual():
+    """A parameter-free residual before the first conv (small_npr, the NPR trunks) is accepted;
+    relevance at every conv output still sums to the logit; the first conv's ZBox bounds are
+    the residual's range."""
+    torch.manual_seed(1)
+    body = _zero_shift_bn(small_cnn(widths=(6, 8, 10), bias=False)).double()
+    model = nn.Sequential(Residual("npr", 0.5), *body).eval()
+    model[-1].weight.data *= 30
+    x = torch.randn(4, 3, 12, 12, dtype=torch.float64)
+    logits, rel = conv_relevance(Explainable(model=model), x)
+    torch.testing.assert_close(logits, model(x)[:, 0].detach(), rtol=1e-12, atol=1e-12)
+    assert logits.abs().min() > 0.1 and len(rel) == 3
+    for layer, r in rel.items():
+        np.testing.assert_allclose(r.sum(dim=(1, 2, 3)), logits, rtol=RTOL, atol=ATOL,
+                                   err_msg=layer)
+    low, high = first_layer_bounds(model, (0.5, 0.25, 0.0), (0.5, 0.25, 1.0))
+    np.testing.assert_allclose(low.flatten(), [-1.0, -2.0, -0.5])
+    np.testing.assert_allclose(high.flatten(), [1.0, 2.0, 0.5])
+    # anywhere but in front it is an unsupported layer
+    late = nn.Sequential(nn.Conv2d(3, 4, 3), Residual("npr"), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 1))
+    with pytest.raises(UnsupportedModelError, match="Residual"):
+        check_lrp_supported(late)
 
 
 def test_positive_biases_absorb_relevance():

@@ -9,6 +9,10 @@ through. BatchNorm is folded into the preceding convolution by canonizers (zenni
 exact identity in place of the BatchNorm), so "the output of a conv" is the output of conv + BN.
 Max pooling passes relevance to the winning input (its gradient).
 
+A parameter-free input residual in front of the first conv (`detectors.cnn.residual_nets.Residual`:
+`small_npr` and the NPR-trunk archs) is allowed: the first conv's ZBox bounds become those of the
+residual (`first_layer_bounds`), and relevance at conv outputs never passes through it.
+
 Relevance is read at the output of every Conv2d (shortcut 1x1 convs included) as the gradient
 arriving there; zennit's hooks make that gradient the relevance, and the explained logit itself is
 the relevance put in at the top.
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganforensics.detectors.cnn.residual_nets import Residual
 from ganforensics.errors import UnsupportedModelError
 from ganforensics.explain.adapter import Explainable, conv_layers, model_device
 
@@ -58,6 +63,7 @@ def check_lrp_supported(model: nn.Module, name: str = "model") -> None:
             type(m).__name__
             for m in model.modules()
             if not list(m.children()) and not isinstance(m, _SUPPORTED_LEAVES)
+            and m is not leading_residual(model)
         }
     )
     if bad:
@@ -66,6 +72,8 @@ def check_lrp_supported(model: nn.Module, name: str = "model") -> None:
             f"Linear networks; this model has unsupported layers: {', '.join(bad)}"
         )
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    if leading_residual(model) is not None:
+        leaves = leaves[1:]
     for (_, prev), (bn_name, mod) in zip(leaves, leaves[1:], strict=False):
         if isinstance(mod, nn.BatchNorm2d) and not isinstance(prev, nn.Conv2d):
             raise UnsupportedModelError(
@@ -83,6 +91,25 @@ def input_bounds(
     m = torch.tensor(list(mean), dtype=torch.float64).view(1, -1, 1, 1)
     s = torch.tensor(list(std), dtype=torch.float64).view(1, -1, 1, 1)
     return (0.0 - m) / s, (1.0 - m) / s
+
+
+def leading_residual(model: nn.Module) -> Residual | None:
+    """The model's `Residual` input transform when it is its first leaf module, else None."""
+    first = next((m for m in model.modules() if not list(m.children())), None)
+    return first if isinstance(first, Residual) else None
+
+
+def first_layer_bounds(
+    model: nn.Module, mean: Sequence[float], std: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ZBox bounds of the first conv's input: the normalised input's (`input_bounds`), or for a
+    leading residual `scale * (low - high, high - low)`, the range of `scale` times a difference
+    of two pixels (NPR and the median residual) or of half of two pairs (Haar HH)."""
+    low, high = input_bounds(mean, std)
+    residual = leading_residual(model)
+    if residual is None:
+        return low, high
+    return residual.scale * (low - high), residual.scale * (high - low)
 
 
 def conv_relevance(

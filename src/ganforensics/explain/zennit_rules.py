@@ -17,7 +17,7 @@ from zennit.rules import Epsilon, ZBox, ZPlus
 from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
 from zennit.types import Convolution
 
-from ganforensics.explain.lrp import EPSILON, input_bounds
+from ganforensics.explain.lrp import EPSILON, first_layer_bounds
 
 
 class ExactMergeBatchNorm(SequentialMergeBatchNorm):
@@ -54,7 +54,7 @@ def lrp_composite(
     model: nn.Module, mean: Sequence[float], std: Sequence[float]
 ) -> SpecialFirstLayerMapComposite:
     """The zennit composite of DESIGN B6 for `model` (canonizers chosen by architecture)."""
-    low, high = input_bounds(mean, std)
+    low, high = first_layer_bounds(model, mean, std)
     dtype = next(model.parameters()).dtype
     low, high = low.to(dtype), high.to(dtype)
     layer_map = layer_map_base(EPSILON) + [

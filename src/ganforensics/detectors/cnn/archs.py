@@ -109,6 +109,12 @@ def _residual(name: str, small: bool) -> Callable[[], nn.Module]:
     return build
 
 
+def _small_npr() -> nn.Module:
+    from ganforensics.detectors.cnn.residual_nets import small_npr_net
+
+    return small_npr_net()
+
+
 def _timm(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import timm
@@ -140,6 +146,10 @@ ARCHS: dict[str, ArchSpec] = {
                  "timm efficientnet_b0", "EfficientNet-B0"),
         ArchSpec("small", SmallCNN, 64, "features.relu4", "fc", "ganforensics SmallCNN",
                  "4 Conv-BN-ReLU blocks + global pool, for 32-64 px; trains in minutes on CPU"),
+        ArchSpec("small_npr", _small_npr, 64, "features.relu4", "fc",
+                 "ganforensics SmallCNN on the NPR residual",
+                 "`small` behind NPR's residual x - up(down(x)): content suppressed, trains as "
+                 "fast as `small`"),
         # up-sampling-aware residual nets on a truncated ResNet-50 (residual_nets.py)
         ArchSpec("npr", _residual("npr", False), 224, "layer2", "fc", "ganforensics NPR",
                  "NPR (Tan et al. 2024): nearest down-up residual x 2/3, ResNet-50 layer1-2"),

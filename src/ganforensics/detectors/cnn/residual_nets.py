@@ -157,3 +157,30 @@ def ferretnet_net(small: bool = False) -> ResidualTrunk:
 def safe_net(small: bool = False) -> ResidualTrunk:
     """Haar-DWT HH band on the NPR trunk; `small`: without the max-pool."""
     return ResidualTrunk(Residual("haar_hh"), maxpool=not small)
+
+
+class ResidualSmallCNN(nn.Module):
+    """`SmallCNN` behind a fixed residual: the same layer names (`features.*`, `fc`) with
+    `residual` in front, so Grad-CAM and the wang2020 head init find the same modules.
+
+    The residual is not scaled (NPR's 2/3 is immaterial before a conv and BatchNorm).
+    """
+
+    def __init__(self, residual: Residual) -> None:
+        super().__init__()
+        from ganforensics.detectors.cnn.archs import SmallCNN  # archs imports this module lazily
+
+        small = SmallCNN()
+        self.residual = residual
+        self.features = small.features
+        self.avgpool = small.avgpool
+        self.fc = small.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(self.residual(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+def small_npr_net() -> ResidualSmallCNN:
+    """The toolkit's `small` CNN on NPR's residual `x - up(down(x))`."""
+    return ResidualSmallCNN(Residual("npr"))
