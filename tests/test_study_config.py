@@ -138,6 +138,8 @@ def test_choices_come_from_the_library_registries() -> None:
         ({"quality": {"kid_subset_size": 1}}, "'quality.kid_subset_size' must be at least 2"),
         ({"data": {"max_patches": 0}}, "'data.max_patches'"),
         ({"detectors": {"cnn": {"aug_prob": 1.5}}}, "'detectors.cnn.aug_prob'"),
+        ({"detectors": {"cnn": {"lr": 0}}}, "'detectors.cnn.lr' must be a number > 0"),
+        ({"detectors": {"cnn": {"lr": "fast"}}}, "'detectors.cnn.lr'"),
         ({"spectra": {"top_fraction": 0}}, "'spectra.top_fraction'"),
         ({"gan": {"setups": [{"name": "BASELINE", "steps": 0}]}}, "'gan.setups[0].steps'"),
         ({"bypass": {"n_train": 2000}}, "'bypass.n_train'"),
@@ -154,6 +156,7 @@ def test_numbers_at_the_edge_of_their_range_are_accepted() -> None:
                        "quality": {"kid_subset_size": 2}, "detectors": {"cnn": {"aug_prob": 0}},
                        "bypass": {"n_train": 1000}})
     assert cfg["gan"]["setups"][0]["steps"] == 1
+    assert load_config({"detectors": {"cnn": {"lr": None}}})["detectors"]["cnn"]["lr"] is None
     # a bypass larger than the train fakes is fine when the bypass stage is off
     assert load_config({"bypass": {"enabled": False, "n_train": 5000}})["bypass"]["n_train"] == 5000
 

@@ -282,6 +282,8 @@ def test_a_renamed_column_falls_back_to_the_generic_view(tmp_path, rng) -> None:
 def test_captions_and_caveats_read_the_config(tmp_path, rng, monitor) -> None:
     over = {"spectra": {"top_fraction": 0.1}, "bypass": {"n_train": 37, "draws": 4},
             "explain": {"top_k": 5}, "detectors": {"cnn": {"monitor": monitor}}}
+    if monitor == "val_loss":  # a learning rate of its own (null: the recipe's)
+        over["detectors"]["cnn"]["lr"] = 0.002
     run, cfg, stages = _synthetic_run(tmp_path, rng, overrides=over)
     page = write_report(run, cfg, stages).read_text()
     assert "top 10% of frequency bins" in _section(page, "spectra")
@@ -289,12 +291,14 @@ def test_captions_and_caveats_read_the_config(tmp_path, rng, monitor) -> None:
     assert "mean over 4 random training draws" in _section(page, "bypass")
     assert "100 real" not in page and "top quarter" not in page
     caveats = _section(page, "caveats")
-    assert "masks the top 5 of its 20 feature maps of the &#x27;small&#x27; CNN" in caveats
+    assert "masks the top 5 of its 20 feature maps of the &#x27;small_npr&#x27; CNN" in caveats
     assert f"at most {cfg['detectors']['cnn']['epochs']} epochs" in caveats
     assert "FID from 30 images, fewer than the feature dimension (64)" in caveats
     if monitor == "val_loss":
         assert "stops early on validation loss" in caveats
+        assert "Adam learning rate 0.002;" in caveats
     else:
+        assert "Adam learning rate 0.0001;" in caveats  # wang2020's
         assert "stops early on validation accuracy" in caveats
         assert "validation loss" not in caveats
 

@@ -50,6 +50,7 @@ _NULLABLE: dict[str, tuple[type, ...]] = {
     "simulator.steps": (int, type(None)),
     "simulator.batch_size": (int, type(None)),
     "simulator.lr": (float, type(None)),
+    "detectors.cnn.lr": (float, type(None)),
     "simulator.width": (int, type(None)),
     "simulator.bottleneck": (int, type(None)),
 }
@@ -365,6 +366,9 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
         for i, src in enumerate(cfg["data"]["sources"]):
             if not isinstance(src, str):
                 raise ConfigError(f"config key 'data.sources[{i}]' must be a folder path string")
+    lr = cfg["detectors"]["cnn"]["lr"]
+    if lr is not None and lr <= 0:
+        raise ConfigError(f"config key 'detectors.cnn.lr' must be a number > 0 or null, got {lr!r}")
     p = cfg["detectors"]["cnn"]["aug_prob"]
     if not 0 <= p <= 1:
         raise ConfigError(f"config key 'detectors.cnn.aug_prob' must be in [0, 1], got {p}")

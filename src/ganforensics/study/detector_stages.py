@@ -93,7 +93,8 @@ def make_detector_stage(kind: str, train_setup: str, det_id: str,
         seed = derive_seed(ctx.seed, "detector", *_seed_parts(kind, train_setup, det_id)) % 2**31
         out = ctx.detector_dir(det_id)
         if kind in CNN_KINDS:
-            recipe = get_recipe(dcfg["recipe"], monitor=dcfg.get("monitor"))
+            recipe = get_recipe(dcfg["recipe"], monitor=dcfg.get("monitor"),
+                                lr=dcfg.get("lr"))
             seed_everything(seed)
             # resumes from its per-epoch checkpoint in `out` after an interruption
             det = train_cnn_detector(dcfg["arch"], recipe, train, val, out, seed=seed,

@@ -214,14 +214,15 @@ def key_numbers(results: Mapping[str, Any]) -> list[str]:
 
 def _stopping_rule(cfg: Mapping[str, Any]) -> str:
     c = cfg["detectors"]["cnn"]
-    recipe = get_recipe(c["recipe"], monitor=c["monitor"])
+    recipe = get_recipe(c["recipe"], monitor=c["monitor"], lr=c.get("lr"))
     what = {"val_loss": "validation loss", "val_acc": "validation accuracy"}[recipe.monitor]
     rule = (f"The CNN stops early on {what} (patience {recipe.patience} epochs, at most "
             f"{c['epochs']} epochs)")
     if recipe.monitor == "val_loss":
         rule += (", not on accuracy as in Wang et al. 2020 (on a validation split of a few "
                  "hundred images accuracy saturates after one epoch)")
-    return rule + f"; blur/JPEG augmentation probability p = {c['aug_prob']}."
+    return rule + (f"; Adam learning rate {recipe.lr:g}; blur/JPEG augmentation probability "
+                   f"p = {c['aug_prob']}.")
 
 
 def _caveats(results: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[str]:
