@@ -54,16 +54,18 @@ def check_lrp_supported(model: nn.Module, name: str = "model") -> None:
     """Raise `UnsupportedModelError` unless every leaf module has an LRP rule here.
 
     Supported: torchvision ResNets and plain CNNs made of Conv2d / BatchNorm2d / ReLU / pooling /
-    Linear / Flatten / Dropout modules (the forward must not add tensors outside modules).
+    Linear / Flatten / Dropout modules (the forward must not add tensors outside modules), each
+    optionally behind a parameter-free `Residual` as its first leaf.
     """
     if not conv_layers(model):
         raise UnsupportedModelError(f"{name}: no Conv2d layers, LRP feature relevance undefined")
+    lead = leading_residual(model)
     bad = sorted(
         {
             type(m).__name__
             for m in model.modules()
             if not list(m.children()) and not isinstance(m, _SUPPORTED_LEAVES)
-            and m is not leading_residual(model)
+            and m is not lead
         }
     )
     if bad:
@@ -72,7 +74,7 @@ def check_lrp_supported(model: nn.Module, name: str = "model") -> None:
             f"Linear networks; this model has unsupported layers: {', '.join(bad)}"
         )
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
-    if leading_residual(model) is not None:
+    if lead is not None:
         leaves = leaves[1:]
     for (_, prev), (bn_name, mod) in zip(leaves, leaves[1:], strict=False):
         if isinstance(mod, nn.BatchNorm2d) and not isinstance(prev, nn.Conv2d):
