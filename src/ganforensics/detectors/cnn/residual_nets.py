@@ -163,7 +163,9 @@ class ResidualSmallCNN(nn.Module):
     """`SmallCNN` behind a fixed residual: the same layer names (`features.*`, `fc`) with
     `residual` in front, so Grad-CAM and the wang2020 head init find the same modules.
 
-    The residual is not scaled (NPR's 2/3 is immaterial before a conv and BatchNorm).
+    The residual is not scaled (NPR's 2/3 is immaterial before a conv and BatchNorm). Not a
+    `SmallCNN` subclass: the residual must be registered first, as the first leaf module that
+    LRP (`explain.lrp.leading_residual`) looks for.
     """
 
     def __init__(self, residual: Residual) -> None:
