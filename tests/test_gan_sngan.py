@@ -48,6 +48,13 @@ def test_sngan_preset_and_config_record() -> None:
     assert preset("ttur", spectral_norm=True).d_norm == "spectral"
 
 
+@pytest.mark.parametrize("betas", [(1.0, 0.9), (0.5, -0.1)])
+def test_betas_outside_adams_range_name_the_field(betas: tuple[float, float]) -> None:
+    with pytest.raises(ConfigError, match=r"betas: .*\[0, 1\)"):
+        preset("sngan", betas=betas)
+    assert preset("sngan", betas=(0.0, 0.9)).betas == (0.0, 0.9)
+
+
 @pytest.mark.slow
 def test_sngan_run_resumes_exactly(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)

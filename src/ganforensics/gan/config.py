@@ -94,6 +94,8 @@ class GanConfig:
         self.last_block = "BASELINE" if spec is None else self.last_block.strip().upper()
         check_loss(self.loss, self.gp)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"betas: Adam's betas must lie in [0, 1), got {list(self.betas)}")
         for name in ("n_d", "batch", "steps", "z_dim", "dim", "d_depth", "checkpoint_every",
                      "sample_every"):
             if int(getattr(self, name)) < 1:
