@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="D steps per G step (default: the preset's)")
     ap.add_argument("--lr-d", type=float, default=None,
                     help="D's learning rate (default: the preset's)")
+    ap.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"),
+                    help="Adam's betas of both networks (default: the preset's)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
@@ -160,7 +162,8 @@ def config_of(args: argparse.Namespace, steps: int) -> GanConfig:
     """The training config these options ask for, `steps` long."""
     return preset(args.preset, last_block=args.last_block, steps=steps, batch=args.batch,
                   dim=args.dim, d_depth=args.d_depth, n_d=args.n_d, lr_d=args.lr_d,
-                  seed=args.seed, augment=args.augment, ema=args.ema, checkpoint_every=500,
+                  betas=None if args.betas is None else tuple(args.betas), seed=args.seed,
+                  augment=args.augment, ema=args.ema, checkpoint_every=500,
                   sample_every=1000, device=args.device)
 
 

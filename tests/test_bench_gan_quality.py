@@ -33,6 +33,12 @@ def test_n_d_and_lr_d_reach_the_config(bench) -> None:
     assert cfg.lr_g == preset("sngan").lr_g  # only D's rate moves
 
 
+def test_betas_reach_the_config_and_default_to_the_preset(bench) -> None:
+    argv = ["--preset", "sngan", "--betas", "0", "0.9", "--work", "w"]
+    cfg = bench.config_of(bench.build_parser().parse_args(argv), 1000)
+    assert tuple(cfg.betas) == (0.0, 0.9) != tuple(preset("sngan").betas)
+
+
 def test_a_bad_recipe_value_is_a_config_error(bench) -> None:
     args = bench.build_parser().parse_args(["--preset", "sngan", "--n-d", "0", "--work", "w"])
     with pytest.raises(ConfigError, match="n_d"):
