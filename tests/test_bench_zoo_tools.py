@@ -1,4 +1,4 @@
-"""bench/sample_grid.py and bench/float16_check.py: the zoo's grid and float16 check."""
+"""bench/sample_grid.py, bench/float16_check.py, bench/zoo/save_resume.py: the zoo's tools."""
 
 from __future__ import annotations
 
@@ -57,3 +57,52 @@ def test_float16_check_sees_rounding_only_and_catches_other_weights(f16_mod, tmp
     assert same["max_grey_levels"] <= 2 and same["share_differing"] < 0.2
     other = f16_mod.compare(*_shipped_pair(tmp_path / "other", 0.5), n=16, seed=3)
     assert other["max_grey_levels"] > 20 and other["share_differing"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def resume_mod(load_bench) -> ModuleType:  # type: ignore[no-untyped-def]
+    return load_bench("zoo/save_resume")
+
+
+def _fake_run(work: Path, steps: tuple[int, ...]) -> None:
+    """A gan_quality.py work folder with checkpoints at `steps`, the last one latest."""
+    run = work / "run"
+    for s in steps:
+        (run / "checkpoints" / f"step-{s:07d}").mkdir(parents=True)
+        (run / "checkpoints" / f"step-{s:07d}" / "G.safetensors").write_text(f"weights {s}")
+    (run / "checkpoints" / "latest.json").write_text(
+        json.dumps({"step": steps[-1], "dir": f"step-{steps[-1]:07d}"}))
+    for name in ("config.yaml", "env.json", "losses.csv"):
+        (run / name).write_text(name)
+    (run / "samples").mkdir()
+    (work / "quality.jsonl").write_text("{}\n")
+
+
+def test_save_resume_copies_the_latest_checkpoint_only_and_replaces_a_copy(
+        resume_mod, tmp_path) -> None:
+    dest = tmp_path / "resume" / "X-long"
+    _fake_run(tmp_path / "W1", (500, 1000))
+    assert resume_mod.save_resume(tmp_path / "W1", dest) == 1000
+    ckpts = sorted(p.name for p in (dest / "run" / "checkpoints").iterdir())
+    assert ckpts == ["latest.json", "step-0001000"]
+    assert (dest / "run" / "checkpoints" / "step-0001000" / "G.safetensors").read_text() \
+        == "weights 1000"
+    assert not (dest / "run" / "samples").exists() and (dest / "quality.jsonl").is_file()
+    _fake_run(tmp_path / "W2", (1500,))  # a later state replaces the copy, leaving nothing stale
+    assert resume_mod.save_resume(tmp_path / "W2", dest) == 1500
+    assert sorted(p.name for p in (dest / "run" / "checkpoints").iterdir()) \
+        == ["latest.json", "step-0001500"]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["X-long"]
+
+
+def test_save_resume_names_what_is_missing_and_keeps_the_old_copy(resume_mod, tmp_path) -> None:
+    dest = tmp_path / "X-long"
+    _fake_run(tmp_path / "W1", (500,))
+    resume_mod.save_resume(tmp_path / "W1", dest)
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        resume_mod.save_resume(tmp_path / "empty", dest)
+    _fake_run(tmp_path / "W2", (1000,))
+    (tmp_path / "W2" / "run" / "losses.csv").unlink()
+    with pytest.raises(SystemExit, match="losses.csv"):
+        resume_mod.save_resume(tmp_path / "W2", dest)
+    assert (dest / "run" / "checkpoints" / "step-0000500").is_dir()
