@@ -70,6 +70,7 @@ def _fake_run(work: Path, steps: tuple[int, ...]) -> None:
     for s in steps:
         (run / "checkpoints" / f"step-{s:07d}").mkdir(parents=True)
         (run / "checkpoints" / f"step-{s:07d}" / "G.safetensors").write_text(f"weights {s}")
+        (run / "checkpoints" / f"step-{s:07d}" / "state.json").write_text(json.dumps({"step": s}))
     (run / "checkpoints" / "latest.json").write_text(
         json.dumps({"step": steps[-1], "dir": f"step-{steps[-1]:07d}"}))
     for name in ("config.yaml", "env.json", "losses.csv"):

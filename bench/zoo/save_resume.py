@@ -1,9 +1,9 @@
 """Keep an unfinished `bench/gan_quality.py` run between sessions: its resumable state, copied.
 
 Copies what the run needs to go on step for step, and nothing else: WORK's `quality.jsonl`,
-`run/config.yaml`, `run/env.json`, `run/losses.csv`, `run/checkpoints/latest.json` and the
-checkpoint folder it names (weights, Adam states, RNG states), into DEST (default
-`bench/zoo/resume/NAME`). The copy is written beside DEST and renamed over it, so an earlier
+`run/config.yaml`, `run/env.json`, `run/losses.csv` and the newest complete checkpoint folder
+(weights, Adam states, RNG states; found by the trainer's own `latest_checkpoint`) with its
+`latest.json`, into DEST (default `bench/zoo/resume/NAME`). The copy is written beside DEST and renamed over it, so an earlier
 copy survives a copy that fails. Sample grids and older checkpoints stay behind.
 
     python bench/zoo/save_resume.py W-BASELINE-long BASELINE-long
@@ -17,18 +17,20 @@ import shutil
 import sys
 from pathlib import Path
 
+from ganforensics.gan.checkpoint import latest_checkpoint
+
 RESUME_ROOT = Path(__file__).resolve().parent / "resume"
 RUN_FILES = ("config.yaml", "env.json", "losses.csv")
 
 
 def save_resume(work: Path, dest: Path) -> int:
     """Copy WORK's resumable state to `dest` (replacing it); the checkpoint's step."""
-    latest = work / "run" / "checkpoints" / "latest.json"
-    if not latest.is_file():
-        raise SystemExit(f"save_resume.py: {latest}: no checkpoint (not a gan_quality.py run?)")
-    pointer = json.loads(latest.read_text())
-    step_dir = latest.parent / str(pointer["dir"])
-    needed = [work / "quality.jsonl", *(work / "run" / f for f in RUN_FILES), step_dir]
+    ckpt_root = work / "run" / "checkpoints"
+    step_dir = latest_checkpoint(ckpt_root) if ckpt_root.is_dir() else None
+    if step_dir is None:
+        raise SystemExit(f"save_resume.py: {ckpt_root}: no checkpoint (not a gan_quality.py run?)")
+    step = int(step_dir.name.split("-")[-1])
+    needed = [work / "quality.jsonl", *(work / "run" / f for f in RUN_FILES)]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise SystemExit(f"save_resume.py: missing from the run: {', '.join(missing)}")
@@ -38,7 +40,8 @@ def save_resume(work: Path, dest: Path) -> int:
     shutil.copy2(work / "quality.jsonl", tmp)
     for name in RUN_FILES:
         shutil.copy2(work / "run" / name, tmp / "run")
-    shutil.copy2(latest, tmp / "run" / "checkpoints")
+    (tmp / "run" / "checkpoints" / "latest.json").write_text(
+        json.dumps({"step": step, "dir": step_dir.name}, indent=2) + "\n")
     shutil.copytree(step_dir, tmp / "run" / "checkpoints" / step_dir.name)
     old = dest.with_name(dest.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -46,7 +49,7 @@ def save_resume(work: Path, dest: Path) -> int:
         dest.rename(old)
     tmp.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
-    return int(pointer["step"])
+    return step
 
 
 def main(argv: list[str] | None = None) -> None:
