@@ -3,8 +3,9 @@
 Copies what the run needs to go on step for step, and nothing else: WORK's `quality.jsonl`,
 `run/config.yaml`, `run/env.json`, `run/losses.csv` and the newest complete checkpoint folder
 (weights, Adam states, RNG states; found by the trainer's own `latest_checkpoint`) with its
-`latest.json`, into DEST (default `bench/zoo/resume/NAME`). The copy is written beside DEST and renamed over it, so an earlier
-copy survives a copy that fails. Sample grids and older checkpoints stay behind.
+`latest.json`, into DEST (default `bench/zoo/resume/NAME`). The copy is written beside DEST
+and renamed over it, so an earlier copy survives a copy that fails. Sample grids and older
+checkpoints stay behind.
 
     python bench/zoo/save_resume.py W-BASELINE-long BASELINE-long
 """
