@@ -1,4 +1,5 @@
-"""bench/sample_grid.py, bench/float16_check.py, bench/zoo/save_resume.py: the zoo's tools."""
+"""The zoo's tools: bench/sample_grid.py, bench/float16_check.py, bench/zoo/save_resume.py,
+bench/zoo/draws.py."""
 
 from __future__ import annotations
 
@@ -107,3 +108,97 @@ def test_save_resume_names_what_is_missing_and_keeps_the_old_copy(resume_mod, tm
     with pytest.raises(SystemExit, match="losses.csv"):
         resume_mod.save_resume(tmp_path / "W2", dest)
     assert (dest / "run" / "checkpoints" / "step-0000500").is_dir()
+
+
+@pytest.fixture(scope="module")
+def draws_mod(load_bench) -> ModuleType:  # type: ignore[no-untyped-def]
+    return load_bench("zoo/draws")
+
+
+def _gen_run(run: Path, seed: int, steps: int = 100, dim: int = 8) -> Path:
+    """A run folder with config.yaml and one checkpoint holding a tiny G_ema; the checkpoint."""
+    torch.manual_seed(seed)
+    gen = Generator(32, "BASELINE", 16, dim)
+    with torch.no_grad():  # an initialised G draws one flat grey: give it varied weights
+        for param in gen.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    ckpt = run / "checkpoints" / f"step-{steps:07d}"
+    ckpt.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in gen.state_dict().items()},
+              str(ckpt / "G_ema.safetensors"))
+    (ckpt / "state.json").write_text(json.dumps({"step": steps}))
+    (run / "config.yaml").write_text(
+        f"size: 32\nlast_block: BASELINE\nz_dim: 16\ndim: {dim}\nema: 0.999\n")
+    return ckpt
+
+
+def test_draws_first_draw_is_the_protocols_and_average_is_the_mean_network(
+        draws_mod, tmp_path) -> None:
+    from ganforensics.gan.generate import sample_images
+    from ganforensics.metrics.features import compute_features, get_extractor
+    from ganforensics.metrics.fid import frechet_distance
+
+    ext = get_extractor("fallback")
+    rng = np.random.default_rng(0)
+    reals = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    f = compute_features(reals, ext)
+    mu_a, s_a = f.mean(0), np.cov(f, rowvar=False)
+    a = _gen_run(tmp_path / "A", seed=1)
+    b = _gen_run(tmp_path / "B", seed=2)
+    # a run folder resolves to its newest complete checkpoint
+    assert draws_mod.checkpoint_dir(tmp_path / "A") == a
+    cfg = draws_mod.net_config(a)
+    gen_a = draws_mod.generator(cfg, draws_mod.load_weights(a, "G_ema"))
+    fids = draws_mod.fid_draws(gen_a, ext, mu_a, s_a, draws=2, n=12)
+    own = compute_features(sample_images(gen_a, 12, seed=7), ext)  # gan_quality.py's one draw
+    assert fids[0] == pytest.approx(frechet_distance(mu_a, s_a, own.mean(0),
+                                                     np.cov(own, rowvar=False)))
+    assert fids[0] != pytest.approx(fids[1])  # the second draw is other samples
+    sa, sb = draws_mod.load_weights(a, "G_ema"), draws_mod.load_weights(b, "G_ema")
+    mean = draws_mod.average_weights([sa, sb])
+    key = next(k for k, v in sa.items() if v.is_floating_point() and v.numel() > 1)
+    assert torch.allclose(mean[key], (sa[key] + sb[key]) / 2)
+    assert not torch.allclose(mean[key], sa[key])
+    assert draws_mod.average_weights([sa, sa])[key].equal(sa[key])
+    s = draws_mod.summary([100.0, 110.0], floor=50.0)
+    assert s["mean"] == 105.0 and s["ratio_mean"] == 2.1 and s["sd"] == pytest.approx(7.07)
+
+
+def test_draws_names_the_bad_checkpoint_reference_or_config(draws_mod, tmp_path) -> None:
+    a = _gen_run(tmp_path / "A", seed=1)
+    _gen_run(tmp_path / "B", seed=2, dim=4)
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, mu_a=np.zeros(224), s_a=np.eye(224), floor=50.0)
+    with pytest.raises(draws_mod.DrawsError, match=r"G\.safetensors: missing"):
+        draws_mod.load_weights(a, "G")
+    with pytest.raises(draws_mod.DrawsError, match="not a checkpoint folder"):
+        draws_mod.checkpoint_dir(tmp_path / "nowhere")
+    with pytest.raises(draws_mod.DrawsError, match="networks differ"):
+        draws_mod.main([str(tmp_path / "A"), str(tmp_path / "B"), "--average",
+                        "--reference", str(ref), "--extractor", "fallback"])
+    np.savez(tmp_path / "bad.npz", mu_a=np.zeros(3))
+    with pytest.raises(draws_mod.DrawsError, match="no s_a, floor"):
+        draws_mod.main([str(a), "--reference", str(tmp_path / "bad.npz")])
+    (tmp_path / "A" / "config.yaml").write_text("size: 32\n")
+    with pytest.raises(draws_mod.DrawsError, match="config.yaml: no last_block"):
+        draws_mod.main([str(a), "--reference", str(ref), "--extractor", "fallback"])
+
+
+def test_draws_main_prints_one_row_per_checkpoint(draws_mod, tmp_path, capsys) -> None:
+    from ganforensics.metrics.features import compute_features, get_extractor
+
+    _gen_run(tmp_path / "A", seed=1)
+    _gen_run(tmp_path / "B", seed=2)
+    reals = np.random.default_rng(0).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    f = compute_features(reals, get_extractor("fallback"))
+    ref = tmp_path / "ref.npz"
+    np.savez(ref, mu_a=f.mean(0), s_a=np.cov(f, rowvar=False), floor=10.0)
+    common = ["--reference", str(ref), "--extractor", "fallback", "--draws", "2", "--n", "10"]
+    draws_mod.main([str(tmp_path / "A"), str(tmp_path / "B"), *common])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [len(r["checkpoints"]) for r in rows] == [1, 1] and rows[0]["seeds"] == [7, 8]
+    assert rows[0]["mean"] != rows[1]["mean"]
+    assert rows[0]["ratio_mean"] == pytest.approx(rows[0]["mean"] / 10.0, abs=1e-3)
+    draws_mod.main([str(tmp_path / "A"), str(tmp_path / "B"), "--average", *common])
+    (avg,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(avg["checkpoints"]) == 2 and avg["mean"] not in (rows[0]["mean"], rows[1]["mean"])
