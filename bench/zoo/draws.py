@@ -30,7 +30,7 @@ from ganforensics.gan.checkpoint import latest_checkpoint
 from ganforensics.gan.generate import sample_images
 from ganforensics.gan.nets import Generator
 from ganforensics.metrics.features import EXTRACTORS, compute_features, get_extractor
-from ganforensics.metrics.fid import frechet_distance
+from ganforensics.metrics.fid import feature_stats, frechet_distance
 from ganforensics.threads import apply_threads
 
 N_SAMPLE = 453
@@ -94,8 +94,8 @@ def fid_draws(gen: Generator, ext: Any, mu_a: np.ndarray, s_a: np.ndarray, draws
     """FID of `draws` draws of `n` samples (seeds first_seed, first_seed + 1, ...)."""
     out = []
     for seed in range(first_seed, first_seed + draws):
-        feats = compute_features(sample_images(gen, n, seed=seed), ext)
-        out.append(frechet_distance(mu_a, s_a, feats.mean(axis=0), np.cov(feats, rowvar=False)))
+        mu, sigma = feature_stats(compute_features(sample_images(gen, n, seed=seed), ext))
+        out.append(frechet_distance(mu_a, s_a, mu, sigma))
         print(f"draw {len(out)}/{draws} (seed {seed}): FID {out[-1]:.2f}", file=sys.stderr,
               flush=True)
     return out
