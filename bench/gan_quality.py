@@ -42,7 +42,7 @@ from ganforensics.data.manifest import split_of
 from ganforensics.data.photos import make_patches
 from ganforensics.errors import ConfigError, GanForensicsError
 from ganforensics.gan.checkpoint import latest_checkpoint
-from ganforensics.gan.config import GanConfig, preset
+from ganforensics.gan.config import PRECISIONS, GanConfig, preset
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import sample_images
 from ganforensics.gan.nets import Generator
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"),
                     help="Adam's betas of both networks (default: the preset's)")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--precision", choices=PRECISIONS, default="float32",
+                    help="arithmetic of the training step (bfloat16: autocast, about 2x "
+                         "faster on CPUs with AMX)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--total-steps", type=int, default=None,
@@ -163,8 +166,8 @@ def config_of(args: argparse.Namespace, steps: int) -> GanConfig:
     return preset(args.preset, last_block=args.last_block, steps=steps, batch=args.batch,
                   dim=args.dim, d_depth=args.d_depth, n_d=args.n_d, lr_d=args.lr_d,
                   betas=None if args.betas is None else tuple(args.betas), seed=args.seed,
-                  augment=args.augment, ema=args.ema, checkpoint_every=500,
-                  sample_every=1000, device=args.device)
+                  augment=args.augment, ema=args.ema, precision=args.precision,
+                  checkpoint_every=500, sample_every=1000, device=args.device)
 
 
 def _reference(args: argparse.Namespace, train: pd.DataFrame, ext: Any

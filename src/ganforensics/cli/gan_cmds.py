@@ -79,12 +79,20 @@ def train_cmd(
         None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation of D's convs "
         "instead of its BatchNorm/GroupNorm (default: from --preset; on in sngan).",
         show_default=False),
+    dim: int = typer.Option(_D.dim, "--dim", min=1, help="Width of the networks: G's "
+                            "last block and D's first conv have this many channels, doubling "
+                            "towards G's input and D's output (at 32 px G is 4-2-1x, D 1-2-4x; "
+                            "wider trains slower and reaches a lower FID, docs/gan.md)."),
     d_depth: int = typer.Option(_D.d_depth, "--d-depth", min=1, help="Convs per resolution in "
                                 "D: 1 is the published net; 2 adds a 3x3 conv after each "
                                 "strided one (a stronger D; docs/gan.md, 'Fake quality')."),
     ema: float = typer.Option(_D.ema, "--ema", min=0.0, max=0.9999999, help="Keep a moving "
                               "average of G's weights with this decay (e.g. 0.999) and sample "
                               "from it; 0 turns it off."),
+    precision: str = typer.Option(_D.precision, "--precision", help="Arithmetic of the "
+                                  "training step: float32, or bfloat16 (autocast; weights and "
+                                  "Adam stay float32; about 2x faster on CPUs with AMX, a "
+                                  "different trajectory than float32)."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
     checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
                                          help="Checkpoint every K steps."),
@@ -134,7 +142,8 @@ def train_cmd(
                  checkpoint_every=checkpoint_every, sample_every=sample_every, device=device,
                  objectives=tuple(objective),
                  objective_params=parse_objective_params(objective_param),
-                 augment=augment, ema=ema, spectral_norm=spectral_norm, d_depth=d_depth)
+                 augment=augment, ema=ema, spectral_norm=spectral_norm, dim=dim, d_depth=d_depth,
+                 precision=precision)
     if ttur:
         cfg.extra["ttur"] = True
     run = train_gan(cfg, [str(p) for p in data], out_dir, resume=resume, force=force,

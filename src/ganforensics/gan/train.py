@@ -344,6 +344,13 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     return losses
 
 
+def _autocast(tr: _Training) -> torch.autocast:
+    """The step's arithmetic: bfloat16 autocast when `config.precision` asks for it (weights,
+    optimiser states and the moving average stay float32), else a no-op."""
+    return torch.autocast(tr.device.type, dtype=torch.bfloat16,
+                          enabled=tr.config.precision == "bfloat16")
+
+
 def _draw(c: GanConfig, stream: str, t: int, rows: slice) -> augment.Draw:
     """The augmentation draws of D step `t` on one stream, for this process's rows."""
     gen = _torch_gen(c.seed, stream, t)
@@ -406,7 +413,8 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
     try:
         with deterministic():
             for step in range(start, end):
-                losses = _step(tr, step)
+                with _autocast(tr):
+                    losses = _step(tr, step)
                 done = step + 1
                 now = time.perf_counter()
                 row = {"step": done, **losses, "seconds": round(tr.elapsed + now - t0, 3)}

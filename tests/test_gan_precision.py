@@ -1,0 +1,72 @@
+"""Training in bfloat16 (`GanConfig.precision`, `gan train --precision`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from ganforensics.cli.main import app
+from ganforensics.errors import ConfigError
+from ganforensics.gan.config import preset
+from ganforensics.gan.train import run_id_for, train_gan
+
+TINY = dict(steps=4, batch=8, dim=8, z_dim=16, checkpoint_every=2, sample_every=2,
+            augment="translation", ema=0.9)
+
+
+def _images() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+
+
+def test_precision_is_checked_and_recorded_only_when_not_float32(tmp_path: Path) -> None:
+    plain = preset("sngan", **TINY)
+    assert plain.precision == "float32" and "precision" not in plain.to_dict()
+    bf16 = preset("sngan", precision=" BFloat16 ", **TINY)
+    assert bf16.to_dict()["precision"] == "bfloat16"
+    # an old float32 run keeps its id; a bfloat16 run is another run
+    assert run_id_for(tmp_path, plain.to_dict()) != run_id_for(tmp_path, bf16.to_dict())
+    with pytest.raises(ConfigError, match="precision: 'float16' is not one of float32, bfloat16"):
+        preset("sngan", precision="float16")
+
+
+@pytest.mark.slow
+def test_bfloat16_run_differs_from_float32_keeps_float32_weights_and_resumes_exactly(
+        tmp_path: Path) -> None:
+    imgs = _images()
+    f32 = train_gan(preset("sngan", **TINY), imgs, tmp_path / "f32", progress=False)
+    a = train_gan(preset("sngan", precision="bfloat16", **TINY), imgs, tmp_path / "a",
+                  progress=False)
+    train_gan(preset("sngan", precision="bfloat16", **TINY), imgs, tmp_path / "b",
+              progress=False, stop_at_step=2)
+    b = train_gan(preset("sngan", precision="bfloat16", **TINY), imgs, tmp_path / "b",
+                  progress=False)
+    g32, ga, gb = (load_file(str(r / "generator.safetensors")) for r in (f32, a, b))
+    assert {v.dtype for v in ga.values() if v.is_floating_point()} == {torch.float32}
+    assert all(torch.equal(ga[k], gb[k]) for k in ga)  # resumed == uninterrupted
+    # the convolutions really ran in bfloat16: the weights moved elsewhere than in float32
+    diff = max(float((ga[k] - g32[k]).abs().max()) for k in ga if ga[k].is_floating_point())
+    assert diff > 1e-4
+    assert "precision: bfloat16" in (a / "config.yaml").read_text()
+
+
+def test_gan_train_takes_precision_and_names_a_bad_value(tmp_path: Path) -> None:
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i, img in enumerate(_images()[:8]):
+        Image.fromarray(img).save(data / f"{i}.png")
+    common = ["gan", "train", "--data", str(data), "--steps", "1", "--batch", "4", "--size",
+              "32", "--dim", "8", "--checkpoint-every", "1", "--sample-every", "1"]
+    run = CliRunner().invoke(app, [*common, "--precision", "bfloat16", "--out",
+                                   str(tmp_path / "run")])
+    assert run.exit_code == 0, run.output
+    recorded = (tmp_path / "run" / "config.yaml").read_text()
+    assert "precision: bfloat16" in recorded and "dim: 8" in recorded
+    bad = CliRunner().invoke(app, [*common, "--precision", "half", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "precision" in bad.output and "Traceback" not in bad.output
+    assert "--precision" in CliRunner().invoke(app, ["gan", "train", "--help"]).output
