@@ -7,12 +7,16 @@ code alternate with ours in the same invocation and the ratio is printed. With `
 each auxiliary objective (`gan.objectives`) runs alternating with plain training of the same
 block, and its cost relative to plain is printed; `--variants` does the same for any training
 option (`KEY=VALUE`, several joined with `+`: `augment=color,translation,cutout`, `ema=0.999`,
-`preset=sngan`, `spectral_norm=1`, `loss=hinge`, `objectives=ss,dag`).
+`preset=sngan`, `spectral_norm=1`, `loss=hinge`, `objectives=ss,dag`, `dim=64`,
+`precision=bfloat16`); `--base` sets options of every run of `--variants`, plain included (the
+recipe the variants change).
 
     python bench/gan.py [--steps 200] [--threads 1] [--blocks BASELINE N.3.5]
                         [--baseline-src /tmp/base/src] [--repeats 2]
     python bench/gan.py --objectives infomax ss ms dag gn [--blocks BASELINE]
     python bench/gan.py --variants augment=color,translation,cutout ema=0.999 preset=sngan
+    python bench/gan.py --blocks BASELINE --steps 100 --variants precision=bfloat16 \
+        --base preset=sngan+dim=64+d_depth=2+n_d=2+augment=color,translation,cutout+ema=0.9999
 """
 
 from __future__ import annotations
@@ -62,8 +66,10 @@ def variant_options(text: str) -> dict[str, object]:
         key, _, value = part.partition("=")
         if key == "objectives":
             out[key] = [v for v in value.split(",") if v]
-        elif key == "ema":
+        elif key in ("ema", "lr_g", "lr_d"):
             out[key] = float(value)
+        elif key in ("dim", "d_depth", "n_d", "batch", "z_dim"):
+            out[key] = int(value)
         elif key == "spectral_norm":
             out[key] = value.lower() in ("1", "true", "yes")
         else:
@@ -94,6 +100,8 @@ def main() -> None:
                     help="time these objectives (comma-join to combine) against plain training")
     ap.add_argument("--variants", nargs="+", default=None,
                     help="time these training options (KEY=VALUE, joined with +) against plain")
+    ap.add_argument("--base", default="",
+                    help="training options of every --variants run, plain included")
     args = ap.parse_args()
     if args.objectives or args.variants:
         bench_objectives(args)
@@ -124,13 +132,15 @@ def bench_objectives(args: argparse.Namespace) -> None:
     alternating."""
     variants = [f"objectives={o}" for o in args.objectives or []] + list(args.variants or [])
     src = Path(__file__).resolve().parents[1] / "src"
-    print(f"32x32, batch 64, ttur preset, {args.steps} steps, {args.threads} torch thread(s), "
-          f"best of {args.repeats}; load average at start {os.getloadavg()[0]:.1f}")
+    print(f"32x32, batch 64, {args.base or 'ttur preset'}, {args.steps} steps, "
+          f"{args.threads} torch thread(s), best of {args.repeats}; load average at start "
+          f"{os.getloadavg()[0]:.1f}")
     for block in args.blocks:
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeats):
             for obj in ["", *variants]:
-                r = run_child(src, block, args.steps, args.threads, obj)
+                r = run_child(src, block, args.steps, args.threads,
+                              "+".join(filter(None, (args.base, obj))))
                 if obj not in best or r["wall"] < best[obj]["wall"]:
                     best[obj] = r
         for obj, r in best.items():

@@ -53,6 +53,9 @@ def test_bfloat16_run_differs_from_float32_keeps_float32_weights_and_resumes_exa
     diff = max(float((ga[k] - g32[k]).abs().max()) for k in ga if ga[k].is_floating_point())
     assert diff > 1e-4
     assert "precision: bfloat16" in (a / "config.yaml").read_text()
+    # D's outputs enter the losses in float32: the logged losses are not rounded to bfloat16
+    d_loss = torch.tensor(np.loadtxt(a / "losses.csv", delimiter=",", skiprows=1)[:, 1])
+    assert bool((d_loss.bfloat16().double() != d_loss).any())
 
 
 def test_gan_train_takes_precision_and_names_a_bad_value(tmp_path: Path) -> None:

@@ -294,7 +294,8 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     The fakes of the last D step are made with gradients on and reused by the G step (scored by
     the updated D), so G runs forward once per step instead of twice. Every draw is made for
     the global batch and cut to this process's rows; the losses returned are the means over
-    the processes (the global batch's losses).
+    the processes (the global batch's losses). D's outputs enter the losses in float32 (under
+    bfloat16 autocast too: the same gradients, losses logged to full precision).
     """
     c, rows = tr.config, tr.rows
     for j in range(c.n_d):
@@ -311,10 +312,10 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
         extra_d: dict[str, torch.Tensor] = {}
         if tr.objs is not None and tr.heads is not None:
             f_r, f_f = _features(tr, real), _features(tr, fake.detach())
-            out_r, out_f = f_r.logits, f_f.logits
+            out_r, out_f = f_r.logits.float(), f_f.logits.float()
             extra_d = tr.objs.d_terms(tr.disc, tr.heads, real, fake.detach(), f_r, f_f)
         else:
-            out_r, out_f = tr.disc(real), tr.disc(fake.detach())
+            out_r, out_f = tr.disc(real).float(), tr.disc(fake.detach()).float()
         loss_d = d_loss(c.loss, out_r, out_f)
         gp = gradient_penalty(tr.disc, real, fake, c.gp, gen_, c.gp_weight, batch=c.batch,
                               rows=rows)
@@ -325,10 +326,10 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     with distributed.no_sync(tr.disc):  # D's gradients of G's step are not used: no all-reduce
         if tr.objs is not None and tr.heads is not None:
             f_g = _features(tr, fake)
-            loss_g = g_loss(c.loss, f_g.logits)
+            loss_g = g_loss(c.loss, f_g.logits.float())
             extra_g = tr.objs.g_terms(tr.disc, tr.heads, z, fake, f_g, real)
         else:
-            loss_g = g_loss(c.loss, tr.disc(fake))
+            loss_g = g_loss(c.loss, tr.disc(fake).float())
         tr.opt_g.zero_grad(set_to_none=True)
         (loss_g + sum(extra_g.values(), loss_g.new_zeros(()))).backward()
     tr.opt_g.step()
