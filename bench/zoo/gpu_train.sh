@@ -15,8 +15,8 @@
 # 20000), TOTAL (--total-steps, default STEPS), DEVICE (default cuda), LIMIT_S (default 480:
 # the runs are stopped then, keeping their latest checkpoint), THREADS (torch threads per run,
 # default 2), DIM (--dim, the networks' width, default 32), EMA (--ema, the moving average's
-# decay, default 0.999; the next set's recipe: DIM=64 EMA=0.9999), WORK (default
-# zoo-work), PY (default python3), OUT.
+# decay, default 0.999; the next set's recipe: DIM=64 EMA=0.9999), PRECISION (--precision,
+# float32 or bfloat16, default float32), WORK (default zoo-work), PY (default python3), OUT.
 set -u
 : "${OUT:?set OUT to the folder to pack the runs into}"
 BLOCKS=${BLOCKS:-"BASELINE N.1.5 B.1.5 Z.1.5 N.3.5"}
@@ -29,6 +29,7 @@ PY=${PY:-python3}
 THREADS=${THREADS:-2}
 DIM=${DIM:-32}
 EMA=${EMA:-0.999}
+PRECISION=${PRECISION:-float32}
 mkdir -p "$OUT" "$WORK"
 pids=()
 for B in $BLOCKS; do
@@ -39,7 +40,7 @@ for B in $BLOCKS; do
     # shellcheck disable=SC2086
     PYTHONPATH=src timeout --signal=INT "$LIMIT_S" "$PY" bench/gan_quality.py --preset sngan \
         --last-block "$B" --d-depth 2 --n-d 2 --augment color,translation,cutout --ema "$EMA" \
-        --dim "$DIM" --milestones $ms --total-steps "$TOTAL" --threads "$THREADS" \
+        --dim "$DIM" --precision "$PRECISION" --milestones $ms --total-steps "$TOTAL" --threads "$THREADS" \
         --device "$DEVICE" --no-fid \
         --work "$WORK/W-$B" > "$WORK/W-$B.log" 2>&1 &
     pids+=($!)
