@@ -15,8 +15,9 @@
 # 20000), TOTAL (--total-steps, default STEPS), DEVICE (default cuda), LIMIT_S (default 480:
 # the runs are stopped then, keeping their latest checkpoint), THREADS (torch threads per run,
 # default 2), DIM (--dim, the networks' width, default 32), EMA (--ema, the moving average's
-# decay, default 0.999; the next set's recipe: DIM=64 EMA=0.9999), PRECISION (--precision,
-# float32 or bfloat16, default float32), WORK (default zoo-work), PY (default python3), OUT.
+# decay, default 0.999), PRECISION (--precision, float32 or bfloat16, default float32; the
+# next set's recipe: DIM=64 EMA=0.9999 PRECISION=bfloat16), WORK (default zoo-work), PY
+# (default python3), OUT.
 set -u
 : "${OUT:?set OUT to the folder to pack the runs into}"
 BLOCKS=${BLOCKS:-"BASELINE N.1.5 B.1.5 Z.1.5 N.3.5"}
