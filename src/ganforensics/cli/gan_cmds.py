@@ -14,6 +14,7 @@ from ganforensics.gan.augment import POLICIES as AUGMENT_POLICIES
 from ganforensics.gan.config import (
     DEFAULT_BATCH,
     DEFAULT_STEPS,
+    PRECISIONS,
     PRESETS,
     TTUR_PAIR,
     GanConfig,
@@ -90,9 +91,9 @@ def train_cmd(
                               "average of G's weights with this decay (e.g. 0.999) and sample "
                               "from it; 0 turns it off."),
     precision: str = typer.Option(_D.precision, "--precision", help="Arithmetic of the "
-                                  "training step: float32, or bfloat16 (autocast; weights and "
-                                  "Adam stay float32; about 2x faster on CPUs with AMX, a "
-                                  "different trajectory than float32)."),
+                                  f"training step, one of {', '.join(PRECISIONS)} (bfloat16: "
+                                  "autocast, weights and Adam stay float32; about 2x faster on "
+                                  "CPUs with AMX, a different trajectory than float32)."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
     checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
                                          help="Checkpoint every K steps."),
