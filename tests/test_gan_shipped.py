@@ -189,3 +189,7 @@ def test_the_recipe_in_words_names_what_differs_from_the_published_training() ->
     words = generator_recipe(deep)
     assert words.startswith("sngan, D of 2 convs per resolution, 2 D steps per G step, ")
     assert "(color, cutout)" in words and "decay 0.999" in words and words.endswith("20,000 steps")
+    wide = {"arch": "sngan", "steps": 40000,
+            "config": {"dim": 64, "precision": "bfloat16", "d_depth": 2, "ema": 0.9999}}
+    assert generator_recipe(wide).startswith("sngan, width 64, trained in bfloat16, D of 2 ")
+    assert generator_recipe({"arch": "sngan", "config": {"dim": 32}}) == "sngan"

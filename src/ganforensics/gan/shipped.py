@@ -30,6 +30,7 @@ import pandas as pd
 from safetensors.torch import load_file, save_file
 
 from ganforensics.errors import ConfigError, InputError
+from ganforensics.gan.config import GanConfig
 from ganforensics.gan.nets import parse_last_block
 from ganforensics.io.atomic import write_json_atomic, write_text_atomic
 
@@ -142,12 +143,18 @@ def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFram
 
 
 def generator_recipe(meta: dict[str, Any]) -> str:
-    """How a generator was trained, in words, from its `generator.json`: preset, D's depth, D
-    steps per G step, augmentation of D's inputs, moving average of G and steps (`sngan, D of 2
+    """How a generator was trained, in words, from its `generator.json`: preset, the networks'
+    width and the arithmetic where not the defaults, D's depth, D steps per G step, augmentation
+    of D's inputs, moving average of G and steps (`sngan, width 64, trained in bfloat16, D of 2
     convs per resolution, 2 D steps per G step, D's inputs augmented (color, translation,
-    cutout), moving average of G (decay 0.999), 20,000 steps`)."""
+    cutout), moving average of G (decay 0.9999), 40,000 steps`)."""
     cfg = meta.get("config", {})
     parts = [str(meta.get("arch", cfg.get("arch", "?")))]
+    default = GanConfig()
+    if int(cfg.get("dim", default.dim)) != default.dim:
+        parts.append(f"width {int(cfg['dim'])}")
+    if cfg.get("precision", default.precision) != default.precision:
+        parts.append(f"trained in {cfg['precision']}")
     if int(cfg.get("d_depth", 1)) > 1:
         parts.append(f"D of {int(cfg['d_depth'])} convs per resolution")
     if int(cfg.get("n_d", 1)) > 1:
