@@ -112,7 +112,7 @@ def test_the_study_uses_a_shipped_generator_only_where_it_fits(tmp_path: Path,
                if v.is_floating_point())
     # the shipped generator's own recipe is what the stage records (and the report names)
     info = {r.name: r.info for r in results}["gan-BASELINE"]
-    assert info["recipe"] == ("sngan, D of 2 convs per resolution, D's inputs augmented "
+    assert info["recipe"] == ("sngan, width 8, D of 2 convs per resolution, D's inputs augmented "
                               "(translation), moving average of G (decay 0.9), 4 steps")
     # a setup with its own steps or its own preset trains its GAN (it asks for a recipe the
     # shipped one was not trained with)
