@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from ganforensics.cli.main import app
 from ganforensics.data.manifest import new_manifest, write_manifest
 from ganforensics.errors import InputError, RunExistsError, RunInUseError
+from ganforensics.gan.checkpoint import load_checkpoint, save_checkpoint
 from ganforensics.gan.config import preset
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.generate import (
@@ -149,6 +150,30 @@ def test_resume_after_sigkill(tmp_path: Path, objectives: str) -> None:
     straight = _run_training(tmp_path, "a", kill_at=-1, objectives=objectives)
     assert straight.returncode == 0, straight.stderr.decode()[-500:]
     _assert_same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+
+
+def _channels_last_conv_and_adam(seed: int) -> tuple[torch.nn.Module, torch.optim.Adam]:
+    torch.manual_seed(seed)
+    net = torch.nn.Conv2d(3, 8, 3).to(memory_format=torch.channels_last)
+    return net, torch.optim.Adam(net.parameters())
+
+
+def test_resumed_adam_state_has_the_parameters_strides(tmp_path: Path) -> None:
+    """A checkpoint stores Adam's moments contiguous; restored into a channels-last network
+    they take its strides again, or the resumed run takes other kernels (and rounds apart
+    from a run never stopped, as it did on one CI machine)."""
+    net, opt = _channels_last_conv_and_adam(0)
+    net(torch.randn(2, 3, 6, 6).contiguous(memory_format=torch.channels_last)).sum().backward()
+    opt.step()
+    w = net.weight
+    assert opt.state[w]["exp_avg"].stride() == w.stride() != w.contiguous().stride()
+    ckpt = save_checkpoint(tmp_path, 1, {"net": net}, {"opt": opt}, {})
+    net2, opt2 = _channels_last_conv_and_adam(1)
+    load_checkpoint(ckpt, {"net": net2}, {"opt": opt2})
+    for k in ("exp_avg", "exp_avg_sq"):
+        restored = opt2.state[net2.weight][k]
+        assert restored.stride() == net2.weight.stride(), k
+        assert torch.equal(restored, opt.state[w][k]), k
 
 
 def test_batch_sampler_covers_each_epoch() -> None:

@@ -54,6 +54,18 @@ def _unflatten_optim(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> 
     return {"state": state, "param_groups": groups}
 
 
+def match_param_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor its parameter's strides (a checkpoint stores them
+    contiguous; a channels-last network's fresh Adam state is channels-last), so a resumed run
+    takes the same kernels, and rounds the same, as one never stopped."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def _state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
@@ -127,6 +139,7 @@ def load_checkpoint(
         for key, opt in optims.items():
             tensors = load_file(str(path / f"{key}.safetensors"))
             opt.load_state_dict(_unflatten_optim(tensors, optim_meta[key]))
+            match_param_layout(opt)
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_cpu"])
         return json.loads((path / "state.json").read_text())
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
