@@ -54,7 +54,7 @@ def _unflatten_optim(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> 
     return {"state": state, "param_groups": groups}
 
 
-def match_param_layout(opt: torch.optim.Optimizer) -> None:
+def _match_param_layout(opt: torch.optim.Optimizer) -> None:
     """Give each per-parameter state tensor its parameter's strides (a checkpoint stores them
     contiguous; a channels-last network's fresh Adam state is channels-last), so a resumed run
     takes the same kernels, and rounds the same, as one never stopped."""
@@ -139,7 +139,7 @@ def load_checkpoint(
         for key, opt in optims.items():
             tensors = load_file(str(path / f"{key}.safetensors"))
             opt.load_state_dict(_unflatten_optim(tensors, optim_meta[key]))
-            match_param_layout(opt)
+            _match_param_layout(opt)
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch_cpu"])
         return json.loads((path / "state.json").read_text())
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:

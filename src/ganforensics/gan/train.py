@@ -41,12 +41,7 @@ from ganforensics import console, distributed
 from ganforensics.distributed import Dist
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.gan import augment, objectives
-from ganforensics.gan.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    match_param_layout,
-    save_checkpoint,
-)
+from ganforensics.gan.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ganforensics.gan.config import GanConfig
 from ganforensics.gan.data import load_training_images
 from ganforensics.gan.losses import d_loss, g_loss, gradient_penalty
@@ -277,9 +272,8 @@ def _start(config: GanConfig, run: RunFolder | None, stack: np.ndarray, resume: 
         start = distributed.broadcast(ctx, start)
         if start > 0:  # the weights travel in DDP's own broadcast below
             sd_g, sd_d = distributed.broadcast(ctx, (opt_g.state_dict(), opt_d.state_dict()))
-            for opt, sd in ((opt_g, sd_g), (opt_d, sd_d)):
-                opt.load_state_dict(sd)
-                match_param_layout(opt)
+            opt_g.load_state_dict(sd_g)
+            opt_d.load_state_dict(sd_d)
     gen_w = distributed.wrap(gen, ctx, device, sync_bn=sync_bn)
     disc_w = distributed.wrap(disc, ctx, device, sync_bn=sync_bn)
     tr = _Training(
