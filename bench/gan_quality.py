@@ -88,12 +88,9 @@ def _seconds_so_far(log: Path, run: Path) -> tuple[float, float]:
     ckpt = _latest(run)
     if ckpt is None:
         return 0.0, 0.0
-    step = _reached_step(run)
-    lines = log.read_text().splitlines() if log.is_file() else []
-    rows = [json.loads(line) for line in lines if line.strip()]
-    done = [r for r in rows if r.get("step") == step]
-    if done:
-        return float(done[-1]["train_wall_s"]), float(done[-1]["train_cpu_s"])
+    done = _logged_row(log, _reached_step(run))
+    if done is not None:
+        return float(done["train_wall_s"]), float(done["train_cpu_s"])
     state = json.loads((ckpt / "state.json").read_text())  # stopped between milestones
     return float(state.get("seconds", 0.0)), float(state.get("cpu_seconds", 0.0))
 
@@ -109,6 +106,13 @@ def _one_run_command(argv: list[str], steps: int) -> str:
         if not skip and arg != "--extend":
             out.append(arg)
     return shlex.join(["python", "bench/gan_quality.py", *out, "--milestones", str(steps)])
+
+
+def _logged_row(log: Path, step: int) -> dict | None:
+    """The last row `log` holds for `step` (None when it holds none)."""
+    lines = log.read_text().splitlines() if log.is_file() else []
+    rows = [r for r in map(json.loads, filter(str.strip, lines)) if r.get("step") == step]
+    return rows[-1] if rows else None
 
 
 def _invocations(log: Path) -> list[str]:
@@ -197,20 +201,26 @@ def main(argv: list[str] | None = None) -> None:
     else:
         ext = get_extractor("inception")
         mu_a, s_a, floor = _reference(args, train, ext)
-    milestones = sorted(args.milestones)
-    cfg = config_of(args, args.total_steps or milestones[-1])
+    cfg = config_of(args, args.total_steps or max(args.milestones))
     run_dir = args.work / "run"
     argv = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "bench/gan_quality.py", *argv])
-    head = {"floor": None if floor is None else round(floor, 2), "n": N_SAMPLE,
-            "threads": args.threads, "config": cfg.to_dict(), "torch": torch.__version__,
-            "command": command}
-    print(json.dumps(head), flush=True)
     log = args.work / "quality.jsonl"
-    with log.open("a") as fh:
-        fh.write(json.dumps(head) + "\n")
-    wall, cpu = _seconds_so_far(log, run_dir)
     reached = _reached_step(run_dir)
+    finished = _logged_row(log, cfg.steps) if reached >= cfg.steps else None
+    row: dict = finished or {}
+    milestones = [] if finished else sorted(args.milestones)
+    if finished:  # a rerun of a finished run: nothing to train, log or measure
+        print(f"{run_dir} finished at step {cfg.steps} already; its logged row follows",
+              file=sys.stderr, flush=True)
+        print(json.dumps(finished), flush=True)
+    else:
+        head = {"floor": None if floor is None else round(floor, 2), "n": N_SAMPLE,
+                "threads": args.threads, "config": cfg.to_dict(), "torch": torch.__version__,
+                "command": shlex.join(["python", "bench/gan_quality.py", *argv])}
+        print(json.dumps(head), flush=True)
+        with log.open("a") as fh:
+            fh.write(json.dumps(head) + "\n")
+    wall, cpu = _seconds_so_far(log, run_dir)
     for m in milestones:
         if m < reached:  # its weights are gone: evaluating now would label step `reached` as m
             print(f"milestone {m}: skipped, the run is already at step {reached}",
@@ -220,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         run = train_gan(cfg, train, run_dir, progress=False, stop_at_step=m, extend=args.extend)
         wall += time.perf_counter() - t
         cpu += time.process_time() - c
-        row: dict = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}
+        row = {"step": m, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1)}
         for name in () if ext is None else ("G", "G_ema") if cfg.ema else ("G",):
             fakes = sample_images(_checkpoint_generator(run, name, cfg), N_SAMPLE, seed=7)
             mu, s = _stats(compute_features(fakes, ext))
@@ -234,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(row), flush=True)
         with log.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
-    if args.ship is not None and milestones[-1] == cfg.steps:
+    if args.ship is not None and row.get("step") == cfg.steps:
         key = "ema" if cfg.ema else "raw"
         provenance = {
             "command": _one_run_command(argv, cfg.steps),

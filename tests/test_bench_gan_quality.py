@@ -73,3 +73,20 @@ def test_no_fid_trains_to_the_milestones_and_measures_nothing(bench, tmp_path) -
 def test_no_fid_cannot_ship(bench, tmp_path) -> None:
     with pytest.raises(ConfigError, match="--no-fid"):
         bench.main(["--no-fid", "--ship", str(tmp_path / "zoo"), "--work", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_finished_run_logs_and_trains_nothing(bench, tmp_path, capsys) -> None:
+    """Restarting a chain of runs re-invokes the finished ones: they print their logged row and
+    leave the log (and so a shipped generator's provenance) as it was."""
+    work = tmp_path / "W"
+    argv = ["--preset", "ttur", "--batch", "8", "--dim", "8", "--milestones", "2",
+            "--no-fid", "--work", str(work)]
+    bench.main(argv)
+    logged = (work / "quality.jsonl").read_text()
+    state = (work / "run" / "checkpoints" / "step-0000002" / "state.json").read_text()
+    capsys.readouterr()
+    bench.main(argv)
+    assert (work / "quality.jsonl").read_text() == logged
+    assert (work / "run" / "checkpoints" / "step-0000002" / "state.json").read_text() == state
+    assert json.loads(capsys.readouterr().out) == json.loads(logged.splitlines()[-1])
