@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -9,6 +11,7 @@ from typer.testing import CliRunner
 from ganforensics.cli.main import app
 from ganforensics.errors import ConfigError
 from ganforensics.study.config import PRESETS, defaults, load_config, merge
+from ganforensics.study.measure_stages import quality_size
 
 
 def test_defaults_resolve_with_the_five_setups() -> None:
@@ -224,3 +227,16 @@ def test_cli_study_defaults_prints_resolvable_yaml() -> None:
     assert printed == load_config(preset="quick")
     # the printed (resolved) config is itself a valid override file
     assert load_config(printed) == load_config(preset="quick")
+
+
+@pytest.mark.parametrize(("arms", "n_train", "expected", "says"), [
+    (["sampled"], 2000, 400, "capped at fakes.n_test"),
+    (["simulated"], 2000, 450, None),  # no sampled fakes: n_test does not cap
+    (["sampled"], 500, 250, "capped at half the 500 train reals"),
+])
+def test_quality_n_is_capped_and_says_so(arms, n_train, expected, says, capsys) -> None:
+    cfg = {"quality": {"n": 450}, "fakes": {"n_test": 400}}
+    ctx = SimpleNamespace(cfg=cfg, setups=lambda: [{"arm": a} for a in arms])
+    assert quality_size(ctx, n_train) == expected
+    err = capsys.readouterr().err
+    assert (says in err) if says else err == ""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganforensics import console
 from ganforensics.data.manifest import split_of
 from ganforensics.io.atomic import save_png_atomic
 from ganforensics.io.images import image_grid
@@ -82,9 +83,14 @@ def _fid_sd(real: np.ndarray, fake: np.ndarray, resamples: int, seed: int) -> fl
 def quality_size(ctx: StudyContext, n_train: int) -> int:
     """Images a side of every FID: `quality.n`, capped at half the train reals and, with a
     sampled arm, at the test fakes per setup."""
-    n = min(int(ctx.cfg["quality"]["n"]), n_train // 2)
-    if any(s["arm"] == "sampled" for s in ctx.setups()):
-        n = min(n, int(ctx.cfg["fakes"]["n_test"]))
+    asked = int(ctx.cfg["quality"]["n"])
+    sampled = any(s["arm"] == "sampled" for s in ctx.setups())
+    n_fakes = int(ctx.cfg["fakes"]["n_test"]) if sampled else asked
+    n = min(asked, n_train // 2, n_fakes)
+    if n < asked:  # say so: a ratio to the floor is comparable only at equal n
+        cap = ("fakes.n_test; set it too for a larger n" if n == n_fakes
+               else f"half the {n_train} train reals")
+        console.info(f"quality: {n} images a side, not quality.n {asked} (capped at {cap})")
     return n
 
 
