@@ -1,9 +1,10 @@
 """D's margin over a GAN run: the mean of D(real) − D(fake) per window of steps.
 
 A margin near 0 (with the hinge loss near 2) is a discriminator that no longer tells the reals
-from the fakes, and so no longer teaches G (docs/gan.md, "The next zoo, in training"). Reads
-the `losses.csv` of one or more run folders (`d_real`, `d_fake`: D's mean logits of the last D
-step of each G step) and prints one markdown row per run, one column per window:
+from the fakes, and so no longer teaches G (docs/gan-quality-log.md, "The next zoo, in
+training"). Reads the `losses.csv` of one or more run folders (`d_real`, `d_fake`: D's mean
+logits of the last D step of each G step) and prints one markdown row per run, one column per
+window:
 
     python bench/d_margin.py W-BASELINE/run W-N.3.5/run --window 2500
 """
