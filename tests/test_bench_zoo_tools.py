@@ -1,5 +1,5 @@
 """The zoo's tools: bench/sample_grid.py, bench/float16_check.py, bench/zoo/save_resume.py,
-bench/zoo/draws.py."""
+bench/zoo/draws.py, bench/zoo/precision_grads.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
-from ganforensics.gan.nets import Generator
+from ganforensics.gan.config import preset
+from ganforensics.gan.nets import Discriminator, Generator
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +204,31 @@ def test_draws_main_prints_one_row_per_checkpoint(draws_mod, tmp_path, capsys) -
     draws_mod.main([str(tmp_path / "A"), str(tmp_path / "B"), "--average", *common])
     (avg,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(avg["checkpoints"]) == 2 and avg["mean"] not in (rows[0]["mean"], rows[1]["mean"])
+
+
+@pytest.fixture(scope="module")
+def grads_mod(load_bench) -> ModuleType:  # type: ignore[no-untyped-def]
+    return load_bench("zoo/precision_grads")
+
+
+def test_precision_grads_compares_every_g_parameter_in_bfloat16(grads_mod, tmp_path) -> None:
+    """A run folder's checkpoint: one row per G parameter, close but not equal in bfloat16, and
+    D (with its spectral-norm state) left as it was."""
+    cfg = preset("sngan", last_block="N.1.5", dim=8, z_dim=16, d_depth=2)
+    run = tmp_path / "run"
+    ckpt = run / "checkpoints" / "step-0000010"
+    ckpt.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "data": {"n": 1}}))
+    torch.manual_seed(0)
+    gen = Generator(cfg.size, cfg.last_block, cfg.z_dim, cfg.dim)
+    disc = Discriminator(cfg.size, cfg.d_norm, cfg.dim, cfg.d_depth)
+    save_file(gen.state_dict(), str(ckpt / "G.safetensors"))
+    save_file(disc.state_dict(), str(ckpt / "D.safetensors"))
+    rows = grads_mod.compare(ckpt, batch=8)
+    assert [r["param"] for r in rows] == [n for n, _ in gen.named_parameters()]
+    assert all(0.9 < r["cos"] <= 1.0 + 1e-6 for r in rows)
+    assert max(r["rel_err"] for r in rows) > 1e-4  # the second pass did run in bfloat16
+    _, g2, d2 = grads_mod.load_pair(ckpt)
+    before = {k: v.clone() for k, v in d2.state_dict().items()}
+    grads_mod.g_gradients(cfg, g2, d2, torch.randn(4, 16), bfloat16=True)
+    assert all(torch.equal(before[k], v) for k, v in d2.state_dict().items())
