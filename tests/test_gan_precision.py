@@ -73,3 +73,40 @@ def test_gan_train_takes_precision_and_names_a_bad_value(tmp_path: Path) -> None
     bad = CliRunner().invoke(app, [*common, "--precision", "half", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "precision" in bad.output and "Traceback" not in bad.output
     assert "--precision" in CliRunner().invoke(app, ["gan", "train", "--help"]).output
+
+
+def _training(precision: str):  # noqa: ANN202
+    from ganforensics.gan import train as tr_mod
+    cfg = preset("sngan", precision=precision, **TINY)
+    tr, _ = tr_mod._start(cfg, None, _images(), resume=False)
+    return tr_mod, tr
+
+
+def test_an_update_inside_the_steps_autocast_is_seen_by_the_next_forward() -> None:
+    # the step's D updates happen inside its autocast: a cached bfloat16 copy of a parameter
+    # would make the second D step and G's step score with D's biases of before the update
+    tr_mod, tr = _training("bfloat16")
+    x = torch.randn(4, 3, 32, 32)
+    biases = [m.bias for m in tr.disc.modules() if getattr(m, "bias", None) is not None]
+    assert biases
+    tr.disc.eval()  # no power iteration: the biases are all that changes
+    with tr_mod._autocast(tr):
+        before = tr.disc(x).float()
+        with torch.no_grad():
+            for b in biases:
+                b.add_(0.5)
+        after = tr.disc(x).float()
+    assert not torch.equal(before, after)
+
+
+def test_g_step_computes_no_gradients_for_d_and_leaves_it_trainable() -> None:
+    tr_mod, tr = _training("float32")
+    z = torch.randn(4, tr.config.z_dim)
+    with tr_mod._frozen(tr.disc, None):
+        tr.disc(tr.gen(z)).mean().backward()
+    assert all(p.grad is None for p in tr.disc.parameters())
+    assert all(p.grad is not None for p in tr.gen.parameters() if p.requires_grad)
+    assert all(p.requires_grad for p in tr.disc.parameters())
+    with pytest.raises(RuntimeError), tr_mod._frozen(tr.disc):
+        raise RuntimeError("restored on the way out too")
+    assert all(p.requires_grad for p in tr.disc.parameters())

@@ -323,7 +323,8 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
         (loss_d + gp + sum(extra_d.values(), gp.new_zeros(()))).backward()
         tr.opt_d.step()
     extra_g: dict[str, torch.Tensor] = {}
-    with distributed.no_sync(tr.disc):  # D's gradients of G's step are not used: no all-reduce
+    # D's gradients of G's step are not used: no all-reduce, and none computed for its weights
+    with distributed.no_sync(tr.disc), _frozen(tr.disc, tr.heads):
         if tr.objs is not None and tr.heads is not None:
             f_g = _features(tr, fake)
             loss_g = g_loss(c.loss, f_g.logits.float())
@@ -345,11 +346,28 @@ def _step(tr: _Training, step: int) -> dict[str, float]:
     return losses
 
 
+@contextlib.contextmanager
+def _frozen(*modules: torch.nn.Module | None) -> Iterator[None]:
+    """Parameters of `modules` without gradients inside the block (backward still runs through
+    them to their inputs); their earlier `requires_grad` is restored after."""
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, before, strict=True):
+            p.requires_grad_(flag)
+
+
 def _autocast(tr: _Training) -> torch.autocast:
     """The step's arithmetic: bfloat16 autocast when `config.precision` asks for it (weights,
-    optimiser states and the moving average stay float32), else a no-op."""
+    optimiser states and the moving average stay float32), else a no-op. Without autocast's
+    cache of cast weights: D is updated inside the step, and a cached copy would make the next
+    D step and G's step score with D's parameters of before the update."""
     return torch.autocast(tr.device.type, dtype=torch.bfloat16,
-                          enabled=tr.config.precision == "bfloat16")
+                          enabled=tr.config.precision == "bfloat16", cache_enabled=False)
 
 
 def _draw(c: GanConfig, stream: str, t: int, rows: slice) -> augment.Draw:
