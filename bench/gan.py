@@ -8,11 +8,12 @@ each auxiliary objective (`gan.objectives`) runs alternating with plain training
 block, and its cost relative to plain is printed; `--variants` does the same for any training
 option (`KEY=VALUE`, several joined with `+`: `augment=color,translation,cutout`, `ema=0.999`,
 `preset=sngan`, `spectral_norm=1`, `loss=hinge`, `objectives=ss,dag`, `dim=64`,
-`precision=bfloat16`); `--base` sets options of every run of `--variants`, plain included (the
-recipe the variants change).
+`precision=bfloat16`); `--base` sets options of every run (the recipe the variants, or the
+baseline tree, are compared in).
 
     python bench/gan.py [--steps 200] [--threads 1] [--blocks BASELINE N.3.5]
                         [--baseline-src /tmp/base/src] [--repeats 2]
+    python bench/gan.py --blocks N.3.5 --baseline-src /tmp/base/src --base preset=sngan+dim=64
     python bench/gan.py --objectives infomax ss ms dag gn [--blocks BASELINE]
     python bench/gan.py --variants augment=color,translation,cutout ema=0.999 preset=sngan
     python bench/gan.py --blocks BASELINE --steps 100 --variants precision=bfloat16 \
@@ -101,7 +102,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=None,
                     help="time these training options (KEY=VALUE, joined with +) against plain")
     ap.add_argument("--base", default="",
-                    help="training options of every --variants run, plain included")
+                    help="training options of every run: both trees' with --baseline-src, "
+                         "every --variants run (plain included)")
     args = ap.parse_args()
     if args.objectives or args.variants:
         bench_objectives(args)
@@ -111,13 +113,14 @@ def main() -> None:
     if args.baseline_src is not None:
         trees["baseline"] = args.baseline_src.resolve()
     load = os.getloadavg()[0]
-    print(f"32x32, batch 64, ttur preset, {args.steps} steps, {args.threads} torch thread(s), "
-          f"best of {args.repeats}; load average at start {load:.1f}")
+    print(f"32x32, batch 64, {args.base or 'ttur preset'}, {args.steps} steps, "
+          f"{args.threads} torch thread(s), best of {args.repeats}; load average at start "
+          f"{load:.1f}")
     for block in args.blocks:
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeats):  # alternate the trees so load drifts hit both alike
             for name, src in trees.items():
-                r = run_child(src, block, args.steps, args.threads)
+                r = run_child(src, block, args.steps, args.threads, args.base)
                 if name not in best or r["wall"] < best[name]["wall"]:
                     best[name] = r
         line = "  ".join(f"{n} {args.steps / r['wall']:6.2f} steps/s (wall {r['wall']:.1f} s, "
