@@ -7,7 +7,7 @@ Copies what the run needs to go on step for step, and nothing else: WORK's `qual
 and renamed over it, so an earlier copy survives a copy that fails. Sample grids and older
 checkpoints stay behind.
 
-    python bench/zoo/save_resume.py W-BASELINE-long BASELINE-long
+    python bench/zoo/save_resume.py W-B.1.5 B.1.5
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def save_resume(work: Path, dest: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("work", type=Path, help="the run's --work folder")
-    ap.add_argument("name", help="the copy's name under bench/zoo/resume/ (e.g. BASELINE-long)")
+    ap.add_argument("name", help="the copy's name under bench/zoo/resume/ (e.g. B.1.5)")
     ap.add_argument("--dest-root", type=Path, default=RESUME_ROOT,
                     help="where the copy goes instead of bench/zoo/resume/")
     args = ap.parse_args(argv)
