@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ganforensics.cli.main import app
 from ganforensics.errors import ConfigError
+from ganforensics.gan import train as gan_train
 from ganforensics.gan.config import preset
 from ganforensics.gan.train import run_id_for, train_gan
 
@@ -75,22 +76,21 @@ def test_gan_train_takes_precision_and_names_a_bad_value(tmp_path: Path) -> None
     assert "--precision" in CliRunner().invoke(app, ["gan", "train", "--help"]).output
 
 
-def _training(precision: str):  # noqa: ANN202
-    from ganforensics.gan import train as tr_mod
-    cfg = preset("sngan", precision=precision, **TINY)
-    tr, _ = tr_mod._start(cfg, None, _images(), resume=False)
-    return tr_mod, tr
+def _training(precision: str) -> gan_train._Training:
+    tr, _ = gan_train._start(preset("sngan", precision=precision, **TINY), None, _images(),
+                             resume=False)
+    return tr
 
 
 def test_an_update_inside_the_steps_autocast_is_seen_by_the_next_forward() -> None:
     # the step's D updates happen inside its autocast: a cached bfloat16 copy of a parameter
     # would make the second D step and G's step score with D's biases of before the update
-    tr_mod, tr = _training("bfloat16")
+    tr = _training("bfloat16")
     x = torch.randn(4, 3, 32, 32)
     biases = [m.bias for m in tr.disc.modules() if getattr(m, "bias", None) is not None]
     assert biases
     tr.disc.eval()  # no power iteration: the biases are all that changes
-    with tr_mod._autocast(tr):
+    with gan_train._autocast(tr):
         before = tr.disc(x).float()
         with torch.no_grad():
             for b in biases:
@@ -100,13 +100,13 @@ def test_an_update_inside_the_steps_autocast_is_seen_by_the_next_forward() -> No
 
 
 def test_g_step_computes_no_gradients_for_d_and_leaves_it_trainable() -> None:
-    tr_mod, tr = _training("float32")
+    tr = _training("float32")
     z = torch.randn(4, tr.config.z_dim)
-    with tr_mod._frozen(tr.disc, None):
+    with gan_train._frozen(tr.disc, None):
         tr.disc(tr.gen(z)).mean().backward()
     assert all(p.grad is None for p in tr.disc.parameters())
     assert all(p.grad is not None for p in tr.gen.parameters() if p.requires_grad)
     assert all(p.requires_grad for p in tr.disc.parameters())
-    with pytest.raises(RuntimeError), tr_mod._frozen(tr.disc):
+    with pytest.raises(RuntimeError), gan_train._frozen(tr.disc):
         raise RuntimeError("restored on the way out too")
     assert all(p.requires_grad for p in tr.disc.parameters())
