@@ -49,6 +49,7 @@ from ganforensics.gan.nets import Generator
 from ganforensics.gan.shipped import pixel_sha256, write_shipped
 from ganforensics.gan.train import train_gan
 from ganforensics.io.loading import load_images
+from ganforensics.io.runs import RunFolder
 from ganforensics.metrics.features import compute_features, get_extractor
 from ganforensics.metrics.fid import frechet_distance
 from ganforensics.seeding import DEFAULT_SEED
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--precision", choices=PRECISIONS, default="float32",
                     help="arithmetic of the training step (bfloat16: autocast, about 2x "
-                         "faster on CPUs with AMX)")
+                         "faster on CPUs with AMX or AVX512-BF16, about 20x slower on AVX2 "
+                         "alone); a resumed run may switch, and records the step")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--milestones", type=int, nargs="+", default=[1000, 5000])
     ap.add_argument("--total-steps", type=int, default=None,
@@ -258,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
             "ratio": row[f"ratio_{key}"], "weights": "float16",
             "versions": {"torch": torch.__version__, "ganforensics": ganforensics.__version__},
         }
+        moves = RunFolder(run_dir).moves()
+        if moves:  # resumed on another device or in other arithmetic: from which step
+            provenance["moves"] = moves
         stack, _ = load_training_images(train, cfg.size)
         dest = write_shipped(run_dir, args.ship, provenance, [pixel_sha256(im) for im in stack],
                              half=True)

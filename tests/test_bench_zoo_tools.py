@@ -92,8 +92,11 @@ def test_save_resume_copies_the_latest_checkpoint_only_and_replaces_a_copy(
     assert (dest / "run" / "checkpoints" / "step-0001000" / "G.safetensors").read_text() \
         == "weights 1000"
     assert not (dest / "run" / "samples").exists() and (dest / "quality.jsonl").is_file()
+    assert not (dest / "run" / "moves.json").exists()  # the run never moved
     _fake_run(tmp_path / "W2", (1500,))  # a later state replaces the copy, leaving nothing stale
+    (tmp_path / "W2" / "run" / "moves.json").write_text("[]")  # W2 moved: its record travels
     assert resume_mod.save_resume(tmp_path / "W2", dest) == 1500
+    assert (dest / "run" / "moves.json").read_text() == "[]"
     assert sorted(p.name for p in (dest / "run" / "checkpoints").iterdir()) \
         == ["latest.json", "step-0001500"]
     assert sorted(p.name for p in dest.parent.iterdir()) == ["X-long"]

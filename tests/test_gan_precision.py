@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from ganforensics.cli.main import app
 from ganforensics.errors import ConfigError
 from ganforensics.gan import train as gan_train
 from ganforensics.gan.config import preset
+from ganforensics.gan.shipped import generator_recipe
 from ganforensics.gan.train import run_id_for, train_gan
 
 TINY = dict(steps=4, batch=8, dim=8, z_dim=16, checkpoint_every=2, sample_every=2,
@@ -57,6 +59,40 @@ def test_bfloat16_run_differs_from_float32_keeps_float32_weights_and_resumes_exa
     # D's outputs enter the losses in float32: the logged losses are not rounded to bfloat16
     d_loss = torch.tensor(np.loadtxt(a / "losses.csv", delimiter=",", skiprows=1)[:, 1])
     assert bool((d_loss.bfloat16().double() != d_loss).any())
+
+
+@pytest.mark.slow
+def test_a_bfloat16_run_goes_on_in_float32_and_its_generator_says_from_which_step(
+        tmp_path: Path) -> None:
+    imgs, run = _images(), tmp_path / "run"
+    train_gan(preset("sngan", precision="bfloat16", **TINY), imgs, run, progress=False,
+              stop_at_step=2)
+    train_gan(preset("sngan", **TINY), imgs, run, progress=False, stop_at_step=3)  # moves
+    # env.json has the configs' values (float32, the default, is left out of a config)
+    assert json.loads((run / "env.json").read_text())["moved"] == {"precision": ["bfloat16", None]}
+    train_gan(preset("sngan", **TINY), imgs, run, progress=False)  # no move: kept all the same
+    assert "moved" not in json.loads((run / "env.json").read_text())
+    meta = json.loads((run / "generator.json").read_text())
+    assert [(m["step"], m["moved"]) for m in meta["moves"]] == [
+        (2, {"precision": ["bfloat16", "float32"]})]
+    assert "precision" not in meta["config"]  # float32 now, the default
+    assert "trained in bfloat16 to step 2, then float32, " in generator_recipe(meta)
+    # steps 3 and 4 really ran in float32: not the weights of the run that stayed bfloat16
+    bf16 = train_gan(preset("sngan", precision="bfloat16", **TINY), imgs, tmp_path / "bf16",
+                     progress=False)
+    ga, gb = (load_file(str(r / "generator.safetensors")) for r in (run, bf16))
+    assert max(float((ga[k] - gb[k]).abs().max()) for k in ga if ga[k].is_floating_point()) > 0
+
+
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(gan_train, "cpu_runs_bfloat16_natively", lambda n=native: n)
+        gan_train._warn_if_bfloat16_is_emulated(preset("sngan", precision="bfloat16"), cpu)
+        assert ("no bfloat16 instructions" in capsys.readouterr().err) is not native
+        gan_train._warn_if_bfloat16_is_emulated(preset("sngan"), cpu)  # float32: nothing
+        assert capsys.readouterr().err == ""
 
 
 def test_gan_train_takes_precision_and_names_a_bad_value(tmp_path: Path) -> None:

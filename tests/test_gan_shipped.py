@@ -149,9 +149,10 @@ def test_the_package_ships_one_generator_per_default_block_fitting_the_default_p
         prov = json.loads((path / PROVENANCE).read_text())
         meta = json.loads((path / "generator.json").read_text())
         assert meta["last_block"] == block
-        # the device is where it trained, not how (a zoo may be trained partly on a GPU)
+        # the device and the arithmetic are where and how fast it trained, not what (a zoo
+        # may be trained partly on a GPU, partly in float32: generator.json's `moves`)
         recipes.append({k: v for k, v in meta["config"].items()
-                        if k not in ("last_block", "device")})
+                        if k not in ("last_block", "device", "precision")})
         assert prov["data"]["n"] == len(stack) and prov["steps"] == meta["steps"]
         assert prov["command"].startswith("python bench/gan_quality.py")
         assert prov["fid_n"] >= 450 and prov["ratio"] == pytest.approx(
@@ -193,3 +194,8 @@ def test_the_recipe_in_words_names_what_differs_from_the_published_training() ->
             "config": {"dim": 64, "precision": "bfloat16", "d_depth": 2, "ema": 0.9999}}
     assert generator_recipe(wide).startswith("sngan, width 64, trained in bfloat16, D of 2 ")
     assert generator_recipe({"arch": "sngan", "config": {"dim": 32}}) == "sngan"
+    resumed = {"arch": "sngan", "steps": 40000, "config": {"dim": 64},
+               "moves": [{"step": 27000, "moved": {"precision": ["bfloat16", "float32"]}},
+                         {"step": 9000, "moved": {"device": ["cuda", "cpu"]}}]}
+    assert generator_recipe(resumed) == (
+        "sngan, width 64, trained in bfloat16 to step 27,000, then float32, 40,000 steps")

@@ -64,6 +64,22 @@ def test_a_resumed_run_may_move_to_another_device_and_says_so(tmp_path):
     assert json.loads((run.path / "env.json").read_text())["moved"] == {"device": ["cuda", "cpu"]}
 
 
+def test_moves_are_kept_over_resumes_and_an_unreadable_record_is_named(tmp_path):
+    run = RunFolder.create(tmp_path / "r", {"precision": "bfloat16"})
+    assert run.moves() == []
+    run.record_moves(27000, {})  # nothing moved: nothing written
+    assert not (run.path / "moves.json").exists()
+    run.record_moves(27000, {"precision": ("bfloat16", "float32")})
+    run.record_moves(29000, {"precision": ("float32", "bfloat16"), "device": ("cuda", "cpu")})
+    again = RunFolder(run.path)
+    assert [(m["step"], m["moved"]) for m in again.moves()] == [
+        (27000, {"precision": ["bfloat16", "float32"]}),
+        (29000, {"precision": ["float32", "bfloat16"], "device": ["cuda", "cpu"]})]
+    (run.path / "moves.json").write_text("{not json")
+    with pytest.raises(InputError, match="moves.json: unreadable"):
+        again.moves()
+
+
 def test_a_run_that_failed_before_any_result_can_be_restarted_without_force(tmp_path):
     RunFolder.create(tmp_path / "r", {"weights": "bad.pth"}, seed=1)  # then the run failed
     run = RunFolder.create(tmp_path / "r", {"weights": None}, seed=2)

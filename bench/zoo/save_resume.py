@@ -1,7 +1,8 @@
 """Keep an unfinished `bench/gan_quality.py` run between sessions: its resumable state, copied.
 
 Copies what the run needs to go on step for step, and nothing else: WORK's `quality.jsonl`,
-`run/config.yaml`, `run/env.json`, `run/losses.csv` and the newest complete checkpoint folder
+`run/config.yaml`, `run/env.json`, `run/losses.csv`, `run/moves.json` (when the run
+changed device or arithmetic on a resume) and the newest complete checkpoint folder
 (weights, Adam states, RNG states; found by the trainer's own `latest_checkpoint`) with its
 `latest.json`, into DEST (default `bench/zoo/resume/NAME`). The copy is written beside DEST
 and renamed over it, so an earlier copy survives a copy that fails. Sample grids and older
@@ -22,6 +23,7 @@ from ganforensics.gan.checkpoint import latest_checkpoint
 
 RESUME_ROOT = Path(__file__).resolve().parent / "resume"
 RUN_FILES = ("config.yaml", "env.json", "losses.csv")
+OPTIONAL_RUN_FILES = ("moves.json",)
 
 
 def save_resume(work: Path, dest: Path) -> int:
@@ -41,6 +43,9 @@ def save_resume(work: Path, dest: Path) -> int:
     shutil.copy2(work / "quality.jsonl", tmp)
     for name in RUN_FILES:
         shutil.copy2(work / "run" / name, tmp / "run")
+    for name in OPTIONAL_RUN_FILES:
+        if (work / "run" / name).exists():
+            shutil.copy2(work / "run" / name, tmp / "run")
     (tmp / "run" / "checkpoints" / "latest.json").write_text(
         json.dumps({"step": step, "dir": step_dir.name}, indent=2) + "\n")
     shutil.copytree(step_dir, tmp / "run" / "checkpoints" / step_dir.name)

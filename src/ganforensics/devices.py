@@ -29,3 +29,17 @@ def check_device(name: str, option: str = "--device") -> str:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"{option} {name!r}: only cpu, cuda[:N] and mps are supported")
     return name
+
+
+def cpu_runs_bfloat16_natively() -> bool:
+    """True when this CPU has bfloat16 instructions (AVX512-BF16 or AMX) that oneDNN uses;
+    without them PyTorch emulates bfloat16 convolutions, which on an AVX2 AMD EPYC measured
+    24x slower than float32 (docs/benchmarks.md, "bfloat16 on an AVX2 CPU")."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name)()) for name in checks
+                   if hasattr(torch.cpu, name))
+    except RuntimeError:  # an unusual build: say nothing rather than warn wrongly
+        return True

@@ -93,7 +93,9 @@ def train_cmd(
     precision: str = typer.Option(_D.precision, "--precision", help="Arithmetic of the "
                                   f"training step, one of {', '.join(PRECISIONS)} (bfloat16: "
                                   "autocast, weights and Adam stay float32; about 2x faster on "
-                                  "CPUs with AMX, a different trajectory than float32)."),
+                                  "CPUs with AMX or AVX512-BF16, emulated and about 20x slower "
+                                  "on others; a different trajectory than float32). A resumed "
+                                  "run may switch; generator.json records the step."),
     seed: int = typer.Option(DEFAULT_SEED, help="Seed of all random draws."),
     checkpoint_every: int = typer.Option(_D.checkpoint_every, min=1,
                                          help="Checkpoint every K steps."),

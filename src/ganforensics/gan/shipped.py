@@ -142,19 +142,31 @@ def shipped_unfit(path: Path, train: Sequence[np.ndarray], held_out: pd.DataFram
     return None
 
 
+def _precision_in_words(meta: dict[str, Any], final: str) -> str | None:
+    """`trained in bfloat16` (not the default), `trained in bfloat16 to step 27,000, then
+    float32` (a resumed run that changed its arithmetic: `meta["moves"]`), or None."""
+    moves = [m for m in meta.get("moves", []) if "precision" in m.get("moved", {})]
+    if not moves:
+        return None if final == GanConfig().precision else f"trained in {final}"
+    spans = [f"{m['moved']['precision'][0]} to step {int(m['step']):,}" for m in moves]
+    return f"trained in {', then '.join(spans)}, then {moves[-1]['moved']['precision'][1]}"
+
+
 def generator_recipe(meta: dict[str, Any]) -> str:
     """How a generator was trained, in words, from its `generator.json`: preset, the networks'
     width and the arithmetic where not the defaults, D's depth, D steps per G step, augmentation
     of D's inputs, moving average of G and steps (`sngan, width 64, trained in bfloat16, D of 2
     convs per resolution, 2 D steps per G step, D's inputs augmented (color, translation,
-    cutout), moving average of G (decay 0.9999), 40,000 steps`)."""
+    cutout), moving average of G (decay 0.9999), 40,000 steps`); a run resumed in another
+    arithmetic says in which up to which step."""
     cfg = meta.get("config", {})
     parts = [str(meta.get("arch", cfg.get("arch", "?")))]
     default = GanConfig()
     if int(cfg.get("dim", default.dim)) != default.dim:
         parts.append(f"width {int(cfg['dim'])}")
-    if cfg.get("precision", default.precision) != default.precision:
-        parts.append(f"trained in {cfg['precision']}")
+    arithmetic = _precision_in_words(meta, cfg.get("precision", default.precision))
+    if arithmetic:
+        parts.append(arithmetic)
     if int(cfg.get("d_depth", 1)) > 1:
         parts.append(f"D of {int(cfg['d_depth'])} convs per resolution")
     if int(cfg.get("n_d", 1)) > 1:

@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import save_file
 
 from ganforensics import console, distributed
+from ganforensics.devices import cpu_runs_bfloat16_natively
 from ganforensics.distributed import Dist
 from ganforensics.errors import ConfigError, RunExistsError
 from ganforensics.gan import augment, objectives
@@ -53,6 +54,8 @@ from ganforensics.seeding import derive_seed
 
 GRID = 8  # fixed-noise sample grids are GRID x GRID
 MEMORY_FORMAT = torch.channels_last
+# config keys a resumed run may change: the same draws, other arithmetic (open_training_run)
+MOVABLE = ("device", "precision")
 """Layout of the networks and images while training (about 1.2-1.4x faster on CPU than
 contiguous; checkpoints and generator.safetensors are written contiguous)."""
 LOSS_COLUMNS = ("step", "d_loss", "g_loss", "gp", "d_real", "d_fake", "seconds")
@@ -190,13 +193,15 @@ def open_training_run(
     """Load the data at `config.size`, then create (or reuse) the run folder of a training
     config (`GanConfig`, `SimulatorConfig`), which is locked from here on. `extend` lets a
     resumed run take a larger `steps` than it was started with; a resumed run may change
-    `device` (trained on a GPU, continued on the CPU: same draws, other rounding)."""
+    `device` (trained on a GPU, continued on the CPU: same draws, other rounding) and
+    `precision` (bfloat16 where the CPU runs it natively, float32 where it does not); the
+    trainer records each move with its step (`RunFolder.record_moves`)."""
     stack, data_info = load_training_images(data, config.size)
     cfg = {**config.to_dict(), "data": data_info}
     try:
         run = RunFolder.create(out, cfg, seed=config.seed, device=config.device, force=force,
                                resume=resume or extend, extendable=("steps",) if extend else (),
-                               movable=("device",))
+                               movable=MOVABLE)
     except RunExistsError as err:
         if extend or "(differs in: steps)" not in str(err):
             raise
@@ -455,6 +460,25 @@ def _train_loop(tr: _Training, start: int, end: int, progress: bool) -> None:
             prog.stop()
 
 
+def _with_defaults(moved: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """`moved` with a key missing on one side (a config leaves out some defaults, e.g.
+    `precision: float32`) given its default value."""
+    default = GanConfig()
+    return {k: (getattr(default, k, None) if old is None else old,
+                getattr(default, k, None) if new is None else new)
+            for k, (old, new) in moved.items()}
+
+
+def _warn_if_bfloat16_is_emulated(config: GanConfig, device: torch.device) -> None:
+    """Say so when bfloat16 is asked for on a CPU without bfloat16 instructions."""
+    if (config.precision == "bfloat16" and device.type == "cpu"
+            and not cpu_runs_bfloat16_natively()):
+        console.warn("precision: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), "
+                     "so bfloat16 training is emulated, about 20x slower than float32 "
+                     "(docs/benchmarks.md); pass --precision float32 here (a resumed run may "
+                     "switch, and records the step)")
+
+
 def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
     """generator.safetensors + generator.json, and the `train` stage marker."""
     c, run = tr.config, tr.run
@@ -479,6 +503,8 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
     }
     if c.ema:
         meta["weights"] = f"moving average of G's weights (decay {c.ema})"
+    if run.moves():
+        meta["moves"] = run.moves()
     if tr.ctx.enabled:
         meta["distributed"] = tr.ctx.describe()
     write_final_weights(run, "generator", tr.sampler_net, meta)
@@ -550,6 +576,10 @@ def train_gan(
         else:
             run, stack, cfg, _ = opened
         tr, start = _start(config, run, stack, resume, ctx, device, bn)
+        if run is not None and run.moved:
+            run.record_moves(start, _with_defaults(run.moved))
+        if ctx.main:
+            _warn_if_bfloat16_is_emulated(config, device)
         end = config.steps if stop_at_step is None else min(config.steps, stop_at_step)
         _train_loop(tr, start, end, progress)
         if end == config.steps and ctx.main:

@@ -27,10 +27,12 @@ from typing import Any
 
 import yaml
 
-from ganforensics.errors import RunExistsError
+from ganforensics.errors import InputError, RunExistsError
 from ganforensics.io import lock
 from ganforensics.io.atomic import write_csv_atomic, write_json_atomic, write_text_atomic
 from ganforensics.threads import current_threads
+
+MOVES_FILE = "moves.json"  # every move of a resumed run (RunFolder.record_moves)
 
 _VERSIONED = (
     "ganforensics", "numpy", "scipy", "torch", "torchvision", "timm", "scikit-learn",
@@ -217,6 +219,25 @@ class RunFolder:
         if self.moved:
             env["moved"] = {k: list(v) for k, v in self.moved.items()}
         write_json_atomic(env_path, env)
+
+    def record_moves(self, step: int, moved: Mapping[str, tuple[Any, Any]]) -> None:
+        """Append `moved` (key -> (old, new)) with the step the run goes on from to the run's
+        moves.json, which keeps every move over all resumes (env.json keeps the last one's)."""
+        if moved:
+            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            entry = {"step": int(step), "at": now,
+                     "moved": {k: [old, new] for k, (old, new) in moved.items()}}
+            write_json_atomic(self.path / MOVES_FILE, [*self.moves(), entry])
+
+    def moves(self) -> list[dict[str, Any]]:
+        """The run's recorded moves, oldest first (`record_moves`); [] when none."""
+        path = self.path / MOVES_FILE
+        if not path.exists():
+            return []
+        try:
+            return list(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise InputError(f"{path}: unreadable ({exc})") from None
 
     def file(self, name: str) -> Path:
         """Path of a file inside the run (parent folders created)."""
