@@ -54,10 +54,10 @@ from ganforensics.seeding import derive_seed
 
 GRID = 8  # fixed-noise sample grids are GRID x GRID
 MEMORY_FORMAT = torch.channels_last
-# config keys a resumed run may change: the same draws, other arithmetic (open_training_run)
-MOVABLE = ("device", "precision")
 """Layout of the networks and images while training (about 1.2-1.4x faster on CPU than
 contiguous; checkpoints and generator.safetensors are written contiguous)."""
+MOVABLE = ("device", "precision")
+"""Config keys a resumed run may change: the same draws, other arithmetic (open_training_run)."""
 LOSS_COLUMNS = ("step", "d_loss", "g_loss", "gp", "d_real", "d_fake", "seconds")
 
 
@@ -503,8 +503,9 @@ def _save_generator(tr: _Training, cfg: dict[str, Any]) -> None:
     }
     if c.ema:
         meta["weights"] = f"moving average of G's weights (decay {c.ema})"
-    if run.moves():
-        meta["moves"] = run.moves()
+    moves = run.moves()
+    if moves:
+        meta["moves"] = moves
     if tr.ctx.enabled:
         meta["distributed"] = tr.ctx.describe()
     write_final_weights(run, "generator", tr.sampler_net, meta)

@@ -40,6 +40,11 @@ _VERSIONED = (
 )
 
 
+def _utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the second (env.json's `created`, a move's `at`)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages results depend on."""
     out: dict[str, str | None] = {}
@@ -54,7 +59,7 @@ def package_versions() -> dict[str, str | None]:
 def environment(seed: int | None = None, device: str | None = None) -> dict[str, Any]:
     """What env.json records."""
     return {
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _utc_now(),
         "argv": sys.argv,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -224,8 +229,7 @@ class RunFolder:
         """Append `moved` (key -> (old, new)) with the step the run goes on from to the run's
         moves.json, which keeps every move over all resumes (env.json keeps the last one's)."""
         if moved:
-            now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            entry = {"step": int(step), "at": now,
+            entry = {"step": int(step), "at": _utc_now(),
                      "moved": {k: [old, new] for k, (old, new) in moved.items()}}
             write_json_atomic(self.path / MOVES_FILE, [*self.moves(), entry])
 
